@@ -1,0 +1,195 @@
+"""MWAA's control-plane API as a Lambda handler behind API Gateway (REST, AWS_IAM auth).
+
+Each route parses its input into a request model, calls one EnvironmentService operation and
+returns its result. Errors are rendered once, in `_render_error`, in the rest-json error shape.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from typing import Annotated, Any
+from urllib.parse import quote, unquote
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.depends import Depends
+
+from airdock.core.errors import AirdockError, InternalError, ResourceNotFound, ValidationError
+from airdock.core.models import (
+    CreateEnvironmentInput,
+    InvokeRestApiInput,
+    ListEnvironmentsInput,
+    NameInput,
+    PublishMetricsInput,
+    ResourceArnInput,
+    TagResourceInput,
+    UntagResourceInput,
+    UpdateEnvironmentInput,
+)
+from airdock.core.ports import Caller
+from airdock.core.service import EnvironmentService
+from airdock.core.validation import parse
+from airdock.wiring import environment_service
+
+log = logging.getLogger("airdock.api")
+app = APIGatewayRestResolver()
+Service = Annotated[EnvironmentService, Depends(environment_service)]
+
+
+def _body() -> dict[str, Any]:
+    raw = app.current_event.decoded_body
+    if raw is None or raw == "":
+        return {}
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise ValidationError("The request body is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise ValidationError("The request body must be a JSON object.")
+    return data
+
+
+def _caller() -> Caller:
+    identity = app.current_event.request_context.identity
+    return Caller(
+        access_key_id=identity.access_key or "anonymous",
+        principal_arn=identity.user_arn or identity.caller or "anonymous",
+    )
+
+
+def _int_query(name: str) -> int | None:
+    value = (app.current_event.query_string_parameters or {}).get(name)
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ValidationError(
+            f"1 validation error detected: Value '{value}' at '{name[:1].lower() + name[1:]}' failed to "
+            "satisfy constraint: Member must be an integer"
+        ) from None
+
+
+@app.put("/environments/<Name>")
+def create_environment(Name: str, service: Service) -> dict[str, Any]:
+    request = parse(CreateEnvironmentInput, {**_body(), "Name": unquote(Name)})
+    return service.create_environment(request, _caller())
+
+
+@app.get("/environments/<Name>")
+def get_environment(Name: str, service: Service) -> dict[str, Any]:
+    return service.get_environment(parse(NameInput, {"Name": unquote(Name)}).Name)
+
+
+@app.patch("/environments/<Name>")
+def update_environment(Name: str, service: Service) -> dict[str, Any]:
+    request = parse(UpdateEnvironmentInput, {**_body(), "Name": unquote(Name)})
+    return service.update_environment(request, _caller())
+
+
+@app.delete("/environments/<Name>")
+def delete_environment(Name: str, service: Service) -> dict[str, Any]:
+    return service.delete_environment(parse(NameInput, {"Name": unquote(Name)}).Name, _caller())
+
+
+@app.get("/environments")
+def list_environments(service: Service) -> dict[str, Any]:
+    query = app.current_event.query_string_parameters or {}
+    request = parse(ListEnvironmentsInput, {
+        k: v for k, v in {"MaxResults": _int_query("MaxResults"), "NextToken": query.get("NextToken")}.items()
+        if v is not None
+    })
+    return service.list_environments(request.MaxResults, request.NextToken)
+
+
+@app.post("/tags/<ResourceArn>")
+def tag_resource(ResourceArn: str, service: Service) -> dict[str, Any]:
+    request = parse(TagResourceInput, {**_body(), "ResourceArn": unquote(ResourceArn)})
+    return service.tag_resource(request.ResourceArn, request.Tags)
+
+
+@app.delete("/tags/<ResourceArn>")
+def untag_resource(ResourceArn: str, service: Service) -> dict[str, Any]:
+    keys = (app.current_event.multi_value_query_string_parameters or {}).get("tagKeys")
+    request = parse(UntagResourceInput, {"ResourceArn": unquote(ResourceArn), **({"tagKeys": keys} if keys is not None else {})})
+    return service.untag_resource(request.ResourceArn, request.tagKeys)
+
+
+@app.get("/tags/<ResourceArn>")
+def list_tags_for_resource(ResourceArn: str, service: Service) -> dict[str, Any]:
+    request = parse(ResourceArnInput, {"ResourceArn": unquote(ResourceArn)})
+    return service.list_tags_for_resource(request.ResourceArn)
+
+
+@app.post("/clitoken/<Name>")
+def create_cli_token(Name: str, service: Service) -> dict[str, Any]:
+    return service.create_cli_token(parse(NameInput, {"Name": unquote(Name)}).Name, _caller())
+
+
+@app.post("/webtoken/<Name>")
+def create_web_login_token(Name: str, service: Service) -> dict[str, Any]:
+    return service.create_web_login_token(parse(NameInput, {"Name": unquote(Name)}).Name, _caller())
+
+
+@app.post("/restapi/<Name>")
+def invoke_rest_api(Name: str, service: Service) -> dict[str, Any]:
+    request = parse(InvokeRestApiInput, {**_body(), "Name": unquote(Name)})
+    return service.invoke_rest_api(request, _caller())
+
+
+@app.post("/metrics/environments/<EnvironmentName>")
+def publish_metrics(EnvironmentName: str, service: Service) -> dict[str, Any]:
+    request = parse(PublishMetricsInput, {**_body(), "EnvironmentName": unquote(EnvironmentName)})
+    return service.publish_metrics(request)
+
+
+def _render_error(error: AirdockError) -> Response:
+    return Response(
+        status_code=error.status,
+        content_type="application/json",
+        body=json.dumps(error.body()),
+        headers={"x-amzn-ErrorType": error.code},
+    )
+
+
+@app.exception_handler(AirdockError)
+def handle_airdock_error(error: AirdockError) -> Response:
+    return _render_error(error)
+
+
+@app.exception_handler(Exception)
+def handle_unexpected(error: Exception) -> Response:
+    # The user gets MWAA's opaque 500; the trace stays in our log, never in the response.
+    log.exception("unhandled error")
+    return _render_error(InternalError("An internal error occurred. Try again later."))
+
+
+@app.not_found
+def handle_not_found(error: Exception) -> Response:
+    event = app.current_event
+    return Response(
+        status_code=404,
+        content_type="application/json",
+        body=json.dumps({"message": f"No operation matches {event.http_method} {event.path}."}),
+        headers={"x-amzn-ErrorType": "UnknownOperationException"},
+    )
+
+
+def _normalise_path(event: dict[str, Any]) -> None:
+    """ResourceArn contains '/' (environment/NAME). Whether the front door hands us the path
+    encoded or decoded, re-encode the ARN so it stays one path segment for routing."""
+    path = event.get("path") or ""
+    if path.startswith("/tags/"):
+        event["path"] = "/tags/" + quote(unquote(path[len("/tags/"):]), safe="")
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    _normalise_path(event)
+    request_id = (event.get("requestContext") or {}).get("requestId") or str(uuid.uuid4())
+    response = app.resolve(event, context)
+    headers = response.setdefault("headers", {}) or {}
+    headers["x-amzn-RequestId"] = request_id
+    response["headers"] = headers
+    if response.get("multiValueHeaders"):
+        response["multiValueHeaders"].pop("x-amzn-RequestId", None)
+    return response

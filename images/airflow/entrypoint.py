@@ -1,0 +1,484 @@
+#!/usr/bin/env python3
+"""Airdock entrypoint for every Airflow component, in the container image and in local mode.
+
+Standard library only (boto3 is imported only when a source is an s3:// URL), so the same file
+runs as the image's ENTRYPOINT and as the command Airdock's local supervisor starts, with the
+Airflow runtime's interpreter. What it does, in MWAA's order:
+
+1. sync the DAG folder from its source into $AIRFLOW_HOME/dags (and keep syncing in the
+   background while the component runs);
+2. unpack plugins.zip into $AIRFLOW_HOME/plugins (entries escaping the folder are refused);
+3. install requirements.txt (container mode; locally the runtime venv already has them);
+4. set each AirflowConfigurationOptions entry `section.key` as `AIRFLOW__SECTION__KEY`;
+5. run the startup script with bash and take over the variables it exports;
+6. run the component as a child, forward SIGTERM/SIGINT/SIGHUP to it, exit with its code.
+
+Environment variables:
+    AIRFLOW_HOME                     required; dags/ and plugins/ live under it
+    AIRDOCK_COMPONENT                scheduler | api-server | webserver | dag-processor |
+                                     triggerer | celery-worker (alias: worker); may instead be
+                                     given as the first argument
+    AIRDOCK_COMPONENT_ARGS           JSON list of extra arguments for the component's command
+    AIRDOCK_DAGS_SOURCE              local directory or s3://bucket/prefix; unset = no DAG sync
+    AIRDOCK_DAGS_SYNC_INTERVAL       seconds between background syncs (default 5; 0 = once)
+    AIRDOCK_PLUGINS_ZIP              path or s3://bucket/key of plugins.zip
+    AIRDOCK_REQUIREMENTS             path or s3://bucket/key of requirements.txt (pip-installed
+                                     before start; leave unset when the venv already has them)
+    AIRDOCK_CONSTRAINTS              optional pip constraints file for that install
+    AIRDOCK_STARTUP_SCRIPT           path or s3://bucket/key of a bash startup script
+    AIRDOCK_STARTUP_TIMEOUT          seconds (default 300, MWAA's limit)
+    AIRDOCK_AIRFLOW_CONFIG_OPTIONS   JSON object {"section.key": "value", ...}
+    AIRDOCK_AIRFLOW_BIN              airflow executable (default: next to this interpreter,
+                                     else on PATH)
+    AIRDOCK_S3_ENDPOINT_URL          endpoint for s3:// sources (e.g. a local S3 stand-in)
+
+Usage:
+    entrypoint.py [COMPONENT]   prepare, then run the component
+    entrypoint.py --prepare     sync DAGs and plugins once, run nothing
+    entrypoint.py --check       sync, then import every DAG and plugin in this throw-away process
+                                and print a JSON report; exit 1 on any import error (the
+                                pre-flight of an update: new code is loaded before it is rolled out)
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+
+COMPONENT_COMMANDS: dict[str, list[str]] = {
+    "scheduler": ["scheduler"],
+    "api-server": ["api-server"],
+    "webserver": ["webserver"],
+    "dag-processor": ["dag-processor"],
+    "triggerer": ["triggerer"],
+    "celery-worker": ["celery", "worker"],
+    "worker": ["celery", "worker"],
+}
+
+# Variables a startup script may not change (MWAA reserves the platform's own settings too).
+RESERVED_ENV = {
+    "AIRFLOW_HOME", "AIRFLOW__CORE__EXECUTOR", "AIRFLOW__CORE__FERNET_KEY",
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CELERY__BROKER_URL",
+    "AIRFLOW__CELERY__RESULT_BACKEND", "AIRFLOW__API_AUTH__JWT_SECRET",
+}
+# Bash's own bookkeeping differs after any `source`; not exports of the script.
+_BASH_NOISE = {"SHLVL", "_", "PWD", "OLDPWD", "BASH_EXECUTION_STRING"}
+_SKIP_NAMES = {"__pycache__"}
+_TMP_SUFFIX = ".airdock-tmp"
+
+
+class EntrypointError(Exception):
+    pass
+
+
+def log(msg: str) -> None:
+    print(f"[airdock-entrypoint] {msg}", file=sys.stderr, flush=True)
+
+
+# ---- sources (local path or s3://) ------------------------------------------------------------
+
+def _s3_client() -> Any:
+    try:
+        import boto3  # optional: only S3 sources need it
+    except ImportError as exc:  # pragma: no cover - depends on the image
+        raise EntrypointError("an s3:// source needs boto3 installed") from exc
+    return boto3.client("s3", endpoint_url=os.environ.get("AIRDOCK_S3_ENDPOINT_URL") or None)
+
+
+def _split_s3(url: str) -> tuple[str, str]:
+    rest = url[len("s3://"):]
+    bucket, _, key = rest.partition("/")
+    return bucket, key
+
+
+def fetch_file(source: str, dest_dir: Path) -> Path:
+    """A local copy of a single file given as a path or s3:// URL."""
+    if source.startswith("s3://"):
+        bucket, key = _split_s3(source)
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        target = dest_dir / Path(key).name
+        _s3_client().download_file(bucket, key, str(target))
+        return target
+    path = Path(source)
+    if not path.is_file():
+        raise EntrypointError(f"{source}: no such file")
+    return path
+
+
+def _atomic_copy(src: Path, dest: Path) -> None:
+    # Write beside the target, then rename: a reader (the DAG processor) sees the old or the new
+    # file, never half of one; the temporary name does not look like a DAG file.
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}{_TMP_SUFFIX}")
+    shutil.copy2(src, tmp)
+    os.replace(tmp, dest)
+
+
+def _walk_files(root: Path) -> dict[str, os.stat_result]:
+    files: dict[str, os.stat_result] = {}
+    if not root.is_dir():
+        return files
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d not in _SKIP_NAMES]
+        for name in filenames:
+            if name.endswith(_TMP_SUFFIX) or name.endswith(".pyc"):
+                continue
+            full = Path(dirpath) / name
+            try:
+                files[str(full.relative_to(root))] = full.stat()
+            except FileNotFoundError:
+                continue
+    return files
+
+
+def sync_local_dir(source: Path, dest: Path) -> int:
+    """Mirror `source` into `dest` by size and mtime; returns the number of changes."""
+    if not source.is_dir():
+        raise EntrypointError(f"DAG source {source} is not a directory")
+    dest.mkdir(parents=True, exist_ok=True)
+    src_files = _walk_files(source)
+    dst_files = _walk_files(dest)
+    changes = 0
+    for rel, st in src_files.items():
+        cur = dst_files.get(rel)
+        if cur is None or cur.st_size != st.st_size or cur.st_mtime_ns != st.st_mtime_ns:
+            try:
+                _atomic_copy(source / rel, dest / rel)
+                changes += 1
+            except FileNotFoundError:
+                continue  # deleted while we looked
+    for rel in dst_files.keys() - src_files.keys():
+        try:
+            (dest / rel).unlink()
+            changes += 1
+        except FileNotFoundError:
+            pass
+    _remove_empty_dirs(dest)
+    return changes
+
+
+def _remove_empty_dirs(root: Path) -> None:
+    for dirpath, dirnames, filenames in os.walk(root, topdown=False):
+        p = Path(dirpath)
+        if p == root or p.name in _SKIP_NAMES:
+            continue
+        try:
+            entries = list(p.iterdir())
+            if not entries or all(e.name in _SKIP_NAMES for e in entries):
+                shutil.rmtree(p, ignore_errors=True)
+        except FileNotFoundError:
+            pass
+
+
+def sync_s3_prefix(url: str, dest: Path) -> int:
+    """Mirror s3://bucket/prefix into `dest` by ETag; state kept beside the folder."""
+    bucket, prefix = _split_s3(url)
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
+    client = _s3_client()
+    dest.mkdir(parents=True, exist_ok=True)
+    state_file = dest.parent / f".{dest.name}.s3state.json"
+    try:
+        state: dict[str, str] = json.loads(state_file.read_text())
+    except (OSError, ValueError):
+        state = {}
+    seen: dict[str, str] = {}
+    changes = 0
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            rel = obj["Key"][len(prefix):]
+            if not rel or rel.endswith("/"):
+                continue
+            target = (dest / rel).resolve()
+            if not str(target).startswith(str(dest.resolve()) + os.sep):
+                log(f"skipping S3 key escaping the DAG folder: {obj['Key']}")
+                continue
+            seen[rel] = obj["ETag"]
+            if state.get(rel) != obj["ETag"] or not target.exists():
+                tmp = target.with_name(f".{target.name}.{os.getpid()}{_TMP_SUFFIX}")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                client.download_file(bucket, obj["Key"], str(tmp))
+                os.replace(tmp, target)
+                changes += 1
+    for rel in state.keys() - seen.keys():
+        (dest / rel).unlink(missing_ok=True)
+        changes += 1
+    _remove_empty_dirs(dest)
+    state_file.write_text(json.dumps(seen))
+    return changes
+
+
+def sync_dags(source: str, dest: Path) -> int:
+    if source.startswith("s3://"):
+        return sync_s3_prefix(source, dest)
+    return sync_local_dir(Path(source), dest)
+
+
+class DagSyncer(threading.Thread):
+    """Keeps the DAG folder in step with its source while the component runs."""
+
+    def __init__(self, source: str, dest: Path, interval_s: float) -> None:
+        super().__init__(name="dag-sync", daemon=True)
+        self.source, self.dest, self.interval_s = source, dest, interval_s
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.interval_s):
+            try:
+                n = sync_dags(self.source, self.dest)
+                if n:
+                    log(f"DAG sync: {n} change(s) from {self.source}")
+            except Exception as exc:  # a flaky source must not take the component down
+                log(f"DAG sync failed (will retry): {exc}")
+
+
+# ---- plugins ----------------------------------------------------------------------------------
+
+def unpack_plugins(zip_path: Path, dest: Path) -> int:
+    """Replace `dest` with the zip's content; refuse entries that would land outside it."""
+    root = dest.resolve()
+    with zipfile.ZipFile(zip_path) as zf:
+        members = zf.infolist()
+        for m in members:
+            target = (root / m.filename).resolve()
+            if m.filename.startswith("/") or (target != root and not str(target).startswith(str(root) + os.sep)):
+                raise EntrypointError(
+                    f"plugins.zip entry {m.filename!r} would be written outside the plugins folder; "
+                    "refusing the archive")
+        staging = Path(tempfile.mkdtemp(prefix=".plugins-", dir=root.parent))
+        try:
+            zf.extractall(staging)
+            shutil.rmtree(root, ignore_errors=True)
+            os.replace(staging, root)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    return len(members)
+
+
+# ---- configuration ----------------------------------------------------------------------------
+
+def config_options_env(options_json: str | None) -> dict[str, str]:
+    if not options_json:
+        return {}
+    try:
+        options = json.loads(options_json)
+    except ValueError as exc:
+        raise EntrypointError(f"AIRDOCK_AIRFLOW_CONFIG_OPTIONS is not JSON: {exc}") from exc
+    if not isinstance(options, dict):
+        raise EntrypointError("AIRDOCK_AIRFLOW_CONFIG_OPTIONS must be a JSON object")
+    env: dict[str, str] = {}
+    for key, value in options.items():
+        section, dot, option = str(key).partition(".")
+        if not dot or not section or not option:
+            raise EntrypointError(f"configuration option {key!r} is not 'section.key'")
+        env[f"AIRFLOW__{section.upper()}__{option.upper()}"] = str(value)
+    return env
+
+
+def run_startup_script(script: Path, env: dict[str, str], timeout_s: float) -> dict[str, str]:
+    """Source the script in bash (as MWAA does) and return the variables it set or changed."""
+    with tempfile.NamedTemporaryFile(prefix="airdock-env-", delete=False) as fh:
+        env_file = fh.name
+    try:
+        # The script's own output goes to our log; its environment is dumped NUL-separated to a
+        # file so nothing it prints can be mistaken for a variable.
+        proc = subprocess.run(
+            ["bash", "-c", 'source "$1" 1>&2 || exit $?; env -0 > "$2"', "airdock-startup",
+             str(script), env_file],
+            env=env, timeout=timeout_s, stdin=subprocess.DEVNULL,
+        )
+        if proc.returncode != 0:
+            raise EntrypointError(f"startup script {script} failed with exit code {proc.returncode}")
+        raw = Path(env_file).read_bytes()
+    except subprocess.TimeoutExpired as exc:
+        raise EntrypointError(f"startup script {script} did not finish within {timeout_s:.0f}s") from exc
+    finally:
+        Path(env_file).unlink(missing_ok=True)
+    after: dict[str, str] = {}
+    for item in raw.split(b"\0"):
+        if b"=" in item:
+            k, _, v = item.decode(errors="surrogateescape").partition("=")
+            after[k] = v
+    changed: dict[str, str] = {}
+    for k, v in after.items():
+        if k in _BASH_NOISE or env.get(k) == v:
+            continue
+        if k in RESERVED_ENV or k.startswith("AIRDOCK_"):
+            log(f"startup script may not change {k}; ignored")
+            continue
+        changed[k] = v
+    return changed
+
+
+# ---- running ----------------------------------------------------------------------------------
+
+def airflow_bin() -> str:
+    explicit = os.environ.get("AIRDOCK_AIRFLOW_BIN")
+    if explicit:
+        return explicit
+    sibling = Path(sys.executable).parent / "airflow"
+    if sibling.exists():
+        return str(sibling)
+    found = shutil.which("airflow")
+    if not found:
+        raise EntrypointError("airflow executable not found")
+    return found
+
+
+def prepare(env: dict[str, str], *, once: bool = False) -> DagSyncer | None:
+    home = Path(env["AIRFLOW_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    syncer: DagSyncer | None = None
+    source = env.get("AIRDOCK_DAGS_SOURCE")
+    if source:
+        dags = home / "dags"
+        t = time.monotonic()
+        n = sync_dags(source, dags)
+        log(f"synced DAGs from {source} into {dags}: {n} change(s) in {time.monotonic() - t:.2f}s")
+        interval = float(env.get("AIRDOCK_DAGS_SYNC_INTERVAL", "5"))
+        if interval > 0 and not once:
+            syncer = DagSyncer(source, dags, interval)
+    plugins = env.get("AIRDOCK_PLUGINS_ZIP")
+    if plugins:
+        with tempfile.TemporaryDirectory() as tmp:
+            n = unpack_plugins(fetch_file(plugins, Path(tmp)), home / "plugins")
+        log(f"unpacked {n} plugins.zip entries into {home / 'plugins'}")
+    reqs = env.get("AIRDOCK_REQUIREMENTS")
+    if reqs:
+        with tempfile.TemporaryDirectory() as tmp:
+            req_file = fetch_file(reqs, Path(tmp))
+            cmd = [sys.executable, "-m", "pip", "install", "--no-input", "-r", str(req_file)]
+            if env.get("AIRDOCK_CONSTRAINTS"):
+                cmd += ["-c", env["AIRDOCK_CONSTRAINTS"]]
+            log("installing requirements: " + " ".join(cmd))
+            if subprocess.run(cmd, env=env).returncode != 0:
+                raise EntrypointError("installing requirements.txt failed (see the log above)")
+    return syncer
+
+
+def configure(env: dict[str, str]) -> dict[str, str]:
+    env = dict(env)
+    env.update(config_options_env(env.get("AIRDOCK_AIRFLOW_CONFIG_OPTIONS")))
+    script = env.get("AIRDOCK_STARTUP_SCRIPT")
+    if script:
+        with tempfile.TemporaryDirectory() as tmp:
+            local = fetch_file(script, Path(tmp))
+            timeout = float(env.get("AIRDOCK_STARTUP_TIMEOUT", "300"))
+            changed = run_startup_script(local, env, timeout)
+        if changed:
+            log(f"startup script set: {', '.join(sorted(changed))}")
+        env.update(changed)
+    return env
+
+
+def run_component(component: str, env: dict[str, str]) -> int:
+    if component not in COMPONENT_COMMANDS:
+        raise EntrypointError(f"unknown component {component!r}; one of {', '.join(COMPONENT_COMMANDS)}")
+    extra = json.loads(env.get("AIRDOCK_COMPONENT_ARGS") or "[]")
+    cmd = [airflow_bin(), *COMPONENT_COMMANDS[component], *map(str, extra)]
+    log("starting: " + " ".join(cmd))
+    child: subprocess.Popen[bytes] | None = None
+    pending: list[int] = []
+
+    def forward(signum: int, _frame: Any) -> None:
+        # Forward, don't act: the component decides how to shut down (a Celery worker finishes
+        # its running tasks on SIGTERM). Sent to the child only, not our group, for that reason.
+        if child is None:
+            pending.append(signum)
+            return
+        try:
+            child.send_signal(signum)
+        except ProcessLookupError:
+            pass
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, forward)
+    child = subprocess.Popen(cmd, env=env)
+    for sig in pending:
+        child.send_signal(sig)
+    while True:
+        try:
+            code = child.wait()
+            break
+        except InterruptedError:  # pragma: no cover - PEP 475 retries, kept for clarity
+            continue
+    log(f"{component} exited with code {code}")
+    return 128 - code if code < 0 else code
+
+
+# ---- --check ----------------------------------------------------------------------------------
+
+def check_imports(home: Path) -> dict[str, Any]:
+    """Import every DAG file and plugin in this process, as the DAG processor would."""
+    report: dict[str, Any] = {"dags": [], "import_errors": {}, "plugin_errors": {}}
+    plugins_dir = home / "plugins"
+    if plugins_dir.is_dir() and str(plugins_dir) not in sys.path:
+        sys.path.append(str(plugins_dir))
+    from airflow import plugins_manager
+    try:
+        if hasattr(plugins_manager, "_get_plugins"):  # Airflow 3
+            _plugins, errors = plugins_manager._get_plugins()
+        else:  # Airflow 2
+            plugins_manager.ensure_plugins_loaded()
+            errors = plugins_manager.import_errors
+        report["plugin_errors"] = {str(k): str(v) for k, v in dict(errors).items()}
+    except Exception as exc:
+        report["plugin_errors"] = {"plugins": repr(exc)}
+    from airflow.models.dagbag import DagBag
+    try:
+        bag = DagBag(dag_folder=str(home / "dags"), include_examples=False)
+    except TypeError:  # Airflow 3 dropped include_examples
+        bag = DagBag(dag_folder=str(home / "dags"))
+    report["dags"] = sorted(bag.dag_ids)
+    report["import_errors"] = {str(k): str(v) for k, v in bag.import_errors.items()}
+    return report
+
+
+# ---- main -------------------------------------------------------------------------------------
+
+def main(argv: list[str]) -> int:
+    args = [a for a in argv if not a.startswith("--")]
+    flags = {a for a in argv if a.startswith("--")}
+    env = dict(os.environ)
+    if "AIRFLOW_HOME" not in env:
+        log("AIRFLOW_HOME is not set")
+        return 2
+    try:
+        if "--check" in flags:
+            prepare(env, once=True)
+            env = configure(env)
+            os.environ.clear()
+            os.environ.update(env)
+            os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+            report = check_imports(Path(env["AIRFLOW_HOME"]))
+            print(json.dumps(report, indent=1))
+            return 1 if report["import_errors"] or report["plugin_errors"] else 0
+        if "--prepare" in flags:
+            prepare(env, once=True)
+            return 0
+        component = args[0] if args else env.get("AIRDOCK_COMPONENT", "")
+        if not component:
+            log("no component given (argument or AIRDOCK_COMPONENT)")
+            return 2
+        syncer = prepare(env)
+        env = configure(env)
+        if syncer is not None:
+            syncer.start()
+        return run_component(component, env)
+    except EntrypointError as exc:
+        log(f"error: {exc}")
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

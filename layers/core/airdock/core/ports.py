@@ -1,0 +1,130 @@
+"""The ports the domain talks through. Each has an AWS adapter and a local adapter."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel
+
+from airdock.core.models import Environment
+
+WorkflowKind = Literal["create", "update", "delete"]
+
+
+class EnvironmentRecord(BaseModel):
+    """What a repository stores: the MWAA resource plus Airdock's own bookkeeping."""
+
+    environment: Environment
+    # Optimistic concurrency: every successful write increments it; writes name the version
+    # they read, so two writers racing on one environment cannot both win.
+    version: int = 0
+    # Never on the wire: workflow execution, rollback snapshot, ports, progress text.
+    internal: dict[str, Any] = {}
+
+    @property
+    def name(self) -> str:
+        return self.environment.Name
+
+
+class EnvironmentRepository(Protocol):
+    def put_new(self, record: EnvironmentRecord) -> EnvironmentRecord:
+        """Store a record whose name is not taken (version becomes 1) or raise AlreadyExists."""
+
+    def get(self, name: str) -> EnvironmentRecord | None: ...
+
+    def list_names(self, limit: int, after: str | None = None) -> list[str]:
+        """Up to `limit` names in ascending order, strictly after `after`."""
+
+    def replace(self, record: EnvironmentRecord) -> EnvironmentRecord:
+        """Write `record` if the stored version still equals `record.version`; return it with
+        the version incremented, or raise ConcurrentModification (also when it vanished)."""
+
+    def delete(self, name: str, version: int) -> None:
+        """Delete if the stored version equals `version`, else raise ConcurrentModification.
+        Deleting a record that is already gone is not an error."""
+
+
+class Buckets(Protocol):
+    """Where DAGs, plugins, requirements and startup scripts come from (S3, or a local folder)."""
+
+    def bucket_exists(self, bucket: str) -> bool: ...
+
+    def prefix_exists(self, bucket: str, prefix: str) -> bool: ...
+
+    def object_exists(self, bucket: str, key: str, version: str | None = None) -> bool: ...
+
+
+class Workflows(Protocol):
+    def start(self, kind: WorkflowKind, name: str, payload: dict[str, Any]) -> str:
+        """Start the provisioning workflow; returns its execution id."""
+
+
+class Events(Protocol):
+    def publish(self, event: dict[str, Any]) -> None: ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who signed the request (from SigV4 locally, from the IAM context on AWS)."""
+
+    access_key_id: str = "anonymous"
+    principal_arn: str = "arn:aws:iam::000000000000:root"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class NullEvents:
+    """Events port for contexts with no subscriber (unit tests of pure rules)."""
+
+    def publish(self, event: dict[str, Any]) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class Health:
+    healthy: bool
+    detail: str = ""
+
+
+class Compute(Protocol):
+    """Runs an environment's Airflow components (ECS Fargate on AWS, processes locally).
+
+    Every method is idempotent: a workflow step that is run again after a crash must be harmless.
+    Failures the user can fix raise `ProvisioningError` with a message saying what to fix.
+    """
+
+    def prepare(self, env: Environment, progress: "Progress") -> None:
+        """Directories/resources, metadata database, secrets, ports."""
+
+    def build_runtime(self, env: Environment, progress: "Progress") -> None:
+        """Airflow of the right version plus the environment's requirements."""
+
+    def preflight(self, env: Environment, progress: "Progress") -> None:
+        """Check a new configuration without touching the running environment."""
+
+    def start(self, env: Environment, progress: "Progress") -> None: ...
+
+    def replace(self, env: Environment, strategy: str, progress: "Progress") -> None:
+        """Move the running environment onto `env` (GRACEFUL: running tasks finish first)."""
+
+    def health(self, env: Environment) -> Health: ...
+
+    def stop(self, env: Environment) -> None: ...
+
+    def destroy(self, env: Environment) -> None:
+        """Stop everything and delete the database and files; nothing may remain."""
+
+    def webserver_hostname(self, env: Environment) -> str | None: ...
+
+
+class Progress(Protocol):
+    def __call__(self, message: str) -> None: ...

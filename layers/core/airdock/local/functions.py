@@ -1,0 +1,31 @@
+"""Load the Lambda handlers in `functions/*/app.py` so local mode runs the very same code."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from functools import lru_cache
+from pathlib import Path
+from types import ModuleType
+
+import airdock
+
+
+def functions_dir() -> Path:
+    override = os.environ.get("AIRDOCK_FUNCTIONS_DIR")
+    # layers/core/airdock/__init__.py → the repository root is three levels above the package.
+    return Path(override) if override else Path(airdock.__file__).resolve().parents[3] / "functions"
+
+
+@lru_cache(maxsize=None)
+def load_function(name: str) -> ModuleType:
+    path = functions_dir() / name / "app.py"
+    if not path.is_file():
+        raise FileNotFoundError(f"Lambda function source not found: {path}")
+    module_name = f"airdock_functions.{name}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module

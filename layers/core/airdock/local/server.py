@@ -1,0 +1,199 @@
+"""`airdock serve`: the local endpoint.
+
+An ASGI app that verifies SigV4 like API Gateway's AWS_IAM auth, turns each request into the API
+Gateway proxy event, runs the same Lambda handler in-process (on a worker thread) and returns its
+answer. Routing is on the raw path, so any Host header works (with or without the `api.`/`env.`/
+`ops.` prefix botocore injects).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+from urllib.parse import parse_qsl, unquote
+
+from airdock import __version__
+from airdock.local.functions import load_function
+from airdock.local.context import LocalContext
+from airdock.local.sigv4 import SigV4Error, verify_request
+from airdock.wiring import environment_service
+
+log = logging.getLogger("airdock.server")
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+# API Gateway refuses payloads above 10 MB and Lambda above 6 MB; MWAA requests are tiny.
+MAX_BODY_BYTES = 6 * 1024 * 1024
+
+
+class LocalEndpoint:
+    def __init__(self, context: LocalContext, clock: Callable[[], datetime] | None = None) -> None:
+        self.context = context
+        self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self.api = load_function("api")
+        # Powertools' own dependency injection swaps the AWS adapters for the local ones.
+        self.api.app.dependency_overrides[environment_service] = lambda: context.service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        path: str = scope["path"]
+        if path == "/_airdock/health":
+            await _send_json(send, 200, self._health())
+            return
+        if path == "/_airdock/openapi.json":
+            from airdock.openapi import openapi_document
+
+            await _send_json(send, 200, openapi_document())
+            return
+        body = await _read_body(receive, MAX_BODY_BYTES)
+        if body is None:
+            await _send_error(send, 413, "ValidationException", f"Request body exceeds {MAX_BODY_BYTES} bytes.")
+            return
+        await self._api(scope, body, send)
+
+    async def _api(self, scope: Scope, body: bytes, send: Send) -> None:
+        # surrogateescape keeps any non-UTF-8 byte intact, so the signature is checked over
+        # exactly what the client signed.
+        raw_path = scope.get("raw_path", scope["path"].encode()).decode("utf-8", "surrogateescape").split("?", 1)[0]
+        query = scope.get("query_string", b"").decode("utf-8", "surrogateescape")
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+        keys = self.context.keys
+        try:
+            identity = verify_request(
+                method=scope["method"],
+                raw_path=raw_path,
+                query_string=query,
+                headers=headers,
+                body=body,
+                secret_for=keys.secret_for,
+                now=self.clock(),
+            )
+        except SigV4Error as exc:
+            await _send_error(send, exc.status, exc.code, exc.message)
+            return
+        key = keys.lookup(identity.access_key_id)
+        event = _proxy_event(scope, raw_path, query, headers, body, identity.access_key_id, key.principal_arn if key else "")
+        response = await asyncio.to_thread(self.api.handler, event, None)
+        await _send_proxy_response(send, response)
+
+    def _health(self) -> dict[str, Any]:
+        try:
+            self.context.repository.list_names(1)
+            store = "ok"
+        except Exception as exc:  # report, don't crash: health must always answer
+            store = f"error: {exc.__class__.__name__}"
+        return {"status": "ok" if store == "ok" else "degraded", "version": __version__, "store": store}
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await asyncio.to_thread(self.context.start)
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await asyncio.to_thread(self.context.close)
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def _proxy_event(
+    scope: Scope, raw_path: str, query: str, headers: list[tuple[str, str]], body: bytes, access_key: str, principal: str
+) -> dict[str, Any]:
+    single: dict[str, str] = {}
+    multi: dict[str, list[str]] = {}
+    for name, value in headers:
+        single[name] = value
+        multi.setdefault(name, []).append(value)
+    q_single: dict[str, str] = {}
+    q_multi: dict[str, list[str]] = {}
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        q_single[name] = value
+        q_multi.setdefault(name, []).append(value)
+    try:
+        text, is_b64 = body.decode("utf-8"), False
+    except UnicodeDecodeError:
+        import base64
+
+        text, is_b64 = base64.b64encode(body).decode(), True
+    client = scope.get("client") or ("127.0.0.1", 0)
+    return {
+        "resource": "/{proxy+}",
+        "path": raw_path,
+        "httpMethod": scope["method"],
+        "headers": single,
+        "multiValueHeaders": multi,
+        "queryStringParameters": q_single or None,
+        "multiValueQueryStringParameters": q_multi or None,
+        "pathParameters": {"proxy": unquote(raw_path.lstrip("/"))},
+        "stageVariables": None,
+        "requestContext": {
+            "requestId": str(uuid.uuid4()),
+            "stage": "local",
+            "httpMethod": scope["method"],
+            "path": raw_path,
+            "resourcePath": "/{proxy+}",
+            "identity": {"accessKey": access_key, "userArn": principal, "caller": principal, "sourceIp": client[0]},
+        },
+        "body": text,
+        "isBase64Encoded": is_b64,
+    }
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    chunks: list[bytes] = []
+    size = 0
+    more = True
+    while more:
+        message = await receive()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        more = message.get("more_body", False)
+    return b"".join(chunks)
+
+
+async def _send_json(send: Send, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+    data = json.dumps(payload).encode()
+    all_headers = {"content-type": "application/json", "x-amzn-requestid": str(uuid.uuid4()), **(headers or {})}
+    await send({
+        "type": "http.response.start",
+        "status": status,
+        "headers": [(k.encode(), v.encode()) for k, v in all_headers.items()],
+    })
+    await send({"type": "http.response.body", "body": data})
+
+
+async def _send_error(send: Send, status: int, code: str, message: str) -> None:
+    await _send_json(send, status, {"message": message, "Message": message}, {"x-amzn-errortype": code})
+
+
+async def _send_proxy_response(send: Send, response: dict[str, Any]) -> None:
+    headers: list[tuple[bytes, bytes]] = []
+    seen: set[str] = set()
+    for name, values in (response.get("multiValueHeaders") or {}).items():
+        seen.add(name.lower())
+        headers.extend((name.encode(), str(v).encode()) for v in values)
+    for name, value in (response.get("headers") or {}).items():
+        if name.lower() not in seen:
+            headers.append((name.encode(), str(value).encode()))
+    body = response.get("body") or ""
+    if response.get("isBase64Encoded"):
+        import base64
+
+        data = base64.b64decode(body)
+    else:
+        data = body.encode()
+    await send({"type": "http.response.start", "status": int(response.get("statusCode", 500)), "headers": headers})
+    await send({"type": "http.response.body", "body": data})

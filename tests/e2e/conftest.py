@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from support.live_server import LiveServer
+
+BUCKET = "airdock-test-dags"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    live = LiveServer(tmp_path_factory.mktemp("airdock") / "data").start()
+    dags = live.bucket(BUCKET) / "dags"
+    dags.mkdir(parents=True, exist_ok=True)
+    (dags / "hello.py").write_text("# a DAG file\n")
+    (live.bucket(BUCKET) / "requirements.txt").write_text("\n")
+    (live.bucket(BUCKET) / "plugins.zip").write_bytes(b"PK\x05\x06" + b"\x00" * 18)
+    (live.bucket(BUCKET) / "startup.sh").write_text("export FOO=bar\n")
+    yield live
+    live.stop()
+
+
+@pytest.fixture(scope="module")
+def mwaa(server: LiveServer) -> Any:
+    return server.client()
+
+
+def create_request(name: str, **overrides: Any) -> dict[str, Any]:
+    request: dict[str, Any] = {
+        "Name": name,
+        "ExecutionRoleArn": "arn:aws:iam::000000000000:role/airdock-test",
+        "SourceBucketArn": f"arn:aws:s3:::{BUCKET}",
+        "DagS3Path": "dags",
+        "NetworkConfiguration": {"SubnetIds": ["subnet-a", "subnet-b"], "SecurityGroupIds": ["sg-1"]},
+    }
+    request.update(overrides)
+    return request
+
+
+def data_dir(server: LiveServer) -> Path:
+    return server.data_dir
