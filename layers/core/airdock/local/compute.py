@@ -1,0 +1,238 @@
+"""Compute port, locally: each environment is real Apache Airflow run as supervised processes
+under `<data-dir>/envs/<Name>/` (see airflow_env.py), its runtime a cached virtualenv."""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+from airdock.core import catalog, status
+from airdock.core.errors import ProvisioningError
+from airdock.core.models import Environment
+from airdock.core.ports import EnvironmentRepository, Health
+from airdock.local.airflow_env import AirflowEnvError, AirflowEnvSpec, LocalAirflowEnvironment
+from airdock.local.buckets import LocalBuckets
+from airdock.local.runtime import RuntimeBuildError, RuntimeCache
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str], None]
+
+# How long a GRACEFUL replacement waits for running tasks before it stops a worker anyway.
+GRACEFUL_TIMEOUT_S = float(os.environ.get("AIRDOCK_GRACEFUL_TIMEOUT", str(12 * 3600)))
+FORCED_TIMEOUT_S = 10.0
+
+
+def runtime_cache_dir() -> Path:
+    return Path(os.environ.get("AIRDOCK_RUNTIME_CACHE", Path.home() / ".cache" / "airdock" / "runtimes"))
+
+
+class LocalCompute:
+    def __init__(self, data_dir: Path, buckets: LocalBuckets, runtimes: RuntimeCache | None = None) -> None:
+        self.envs_dir = data_dir / "envs"
+        self.buckets = buckets
+        self.runtimes = runtimes or RuntimeCache(runtime_cache_dir())
+        self._envs: dict[str, LocalAirflowEnvironment] = {}
+        self._lock = threading.RLock()
+
+    # ------------------------------------------------------------------ translation
+
+    def _bucket(self, env: Environment) -> str:
+        return env.SourceBucketArn.split(":::", 1)[1]
+
+    def _object(self, env: Environment, key: str | None, version: str | None) -> str | None:
+        if not key:
+            return None
+        path = self.buckets.path(self._bucket(env), key, version)
+        if not path.is_file():
+            raise ProvisioningError("SOURCE_NOT_FOUND", f"{key} was not found in bucket {self._bucket(env)}.")
+        return str(path)
+
+    def requirements(self, env: Environment) -> str | None:
+        path = self._object(env, env.RequirementsS3Path, env.RequirementsS3ObjectVersion)
+        return Path(path).read_text(encoding="utf-8") if path else None
+
+    def spec(self, env: Environment) -> AirflowEnvSpec:
+        dags = self.buckets.path(self._bucket(env), env.DagS3Path)
+        if not dags.exists():
+            raise ProvisioningError("SOURCE_NOT_FOUND", f"DagS3Path {env.DagS3Path} was not found in bucket {self._bucket(env)}.")
+        return AirflowEnvSpec(
+            name=env.Name,
+            airflow_version=env.AirflowVersion,
+            airflow_config_options=dict(env.AirflowConfigurationOptions),
+            schedulers=env.Schedulers,
+            min_workers=env.MinWorkers,
+            tasks_per_worker=catalog.tasks_per_worker(env.EnvironmentClass, env.AirflowConfigurationOptions),
+            dags_source=str(dags),
+            plugins_zip=self._object(env, env.PluginsS3Path, env.PluginsS3ObjectVersion),
+            startup_script=self._object(env, env.StartupScriptS3Path, env.StartupScriptS3ObjectVersion),
+        )
+
+    def _runtime(self, env: Environment, progress: Progress) -> Any:
+        try:
+            return self.runtimes.ensure(env.AirflowVersion, self.requirements(env), progress)
+        except RuntimeBuildError as exc:
+            raise ProvisioningError("REQUIREMENTS_INSTALL_FAILED", f"Installing requirements failed: {exc}") from None
+
+    def _environment(self, env: Environment, progress: Progress) -> LocalAirflowEnvironment:
+        runtime = self._runtime(env, progress)
+        return LocalAirflowEnvironment(self.envs_dir / env.Name, runtime, self.spec(env))
+
+    def _current(self, env: Environment, progress: Progress) -> LocalAirflowEnvironment:
+        with self._lock:
+            current = self._envs.get(env.Name)
+            if current is None:
+                current = self._envs[env.Name] = self._environment(env, progress)
+            return current
+
+    # ------------------------------------------------------------------ Compute port
+
+    def prepare(self, env: Environment, progress: Progress) -> None:
+        (self.envs_dir / env.Name).mkdir(parents=True, exist_ok=True)
+        self.spec(env)  # the sources must still be there
+
+    def build_runtime(self, env: Environment, progress: Progress) -> None:
+        airflow = self._current(env, progress)
+        try:
+            airflow.create(progress)
+        except AirflowEnvError as exc:
+            raise ProvisioningError("METADATA_DATABASE_FAILED", str(exc)) from None
+
+    def start(self, env: Environment, progress: Progress) -> None:
+        try:
+            self._current(env, progress).start(progress)
+        except AirflowEnvError as exc:
+            raise ProvisioningError("COMPONENT_START_FAILED", str(exc)) from None
+
+    def health(self, env: Environment) -> Health:
+        with self._lock:
+            airflow = self._envs.get(env.Name)
+        if airflow is None:
+            return Health(False, "not started")
+        report = airflow.health()
+        fatal = {n: c["message"] for n, c in report["components"].items() if c["state"] == "FATAL"}
+        if fatal:
+            raise ProvisioningError("COMPONENT_FAILED", f"Airflow components keep failing: {fatal}")
+        detail = report.get("error") or ", ".join(
+            f"{k}={(v or {}).get('status')}" for k, v in (report.get("airflow") or {}).items() if isinstance(v, dict)
+        )
+        return Health(bool(report["healthy"]), detail)
+
+    def preflight(self, env: Environment, progress: Progress) -> None:
+        progress("pre-flight: resolving requirements")
+        candidate = self._environment(env, progress)
+        progress("pre-flight: loading DAGs and plugins in a throw-away process")
+        report = candidate.check_dags(candidate.spec.dags_source or "", candidate.spec.plugins_zip)
+        if report.get("plugin_errors"):
+            raise ProvisioningError("PLUGINS_IMPORT_FAILED", f"Plugins failed to load: {report['plugin_errors']}")
+        if not report.get("ok") and report.get("error"):
+            raise ProvisioningError("PREFLIGHT_FAILED", f"Loading DAGs failed: {report['error']}")
+        if report.get("import_errors"):
+            progress(f"pre-flight: DAG import errors (the update proceeds): {report['import_errors']}")
+
+    def replace(self, env: Environment, strategy: str, progress: Progress) -> None:
+        candidate = self._environment(env, progress)
+        with self._lock:
+            current = self._envs.get(env.Name)
+        if current is not None and _same_except_workers(current, candidate):
+            progress(f"scaling workers to at least {env.MinWorkers}")
+            current.spec = candidate.spec
+            current.set_workers(max(env.MinWorkers, min(current.worker_count(), env.MaxWorkers)), wait=False)
+            return
+        grace = GRACEFUL_TIMEOUT_S if strategy == "GRACEFUL" else FORCED_TIMEOUT_S
+        if current is not None:
+            progress(f"stopping components ({strategy.lower()})")
+            current.stop(grace_s=grace)
+        with self._lock:
+            self._envs[env.Name] = candidate
+        try:
+            if current is not None and current.runtime.airflow_version == candidate.runtime.airflow_version:
+                # Same Airflow: the schema is already current, so skip the migration (seconds).
+                candidate.write_config()
+            else:
+                candidate.create(progress)
+            candidate.start(progress)
+        except AirflowEnvError as exc:
+            raise ProvisioningError("COMPONENT_START_FAILED", str(exc)) from None
+
+    def stop(self, env: Environment) -> None:
+        with self._lock:
+            airflow = self._envs.get(env.Name)
+        if airflow is not None:
+            airflow.stop(grace_s=FORCED_TIMEOUT_S)
+        else:
+            from airdock.local.supervisor import reap_orphans
+
+            reap_orphans(self.envs_dir / env.Name)
+
+    def destroy(self, env: Environment) -> None:
+        with self._lock:
+            airflow = self._envs.pop(env.Name, None)
+        if airflow is None:
+            try:
+                airflow = self._environment(env, lambda _m: None)
+            except ProvisioningError:
+                airflow = None
+        if airflow is not None:
+            airflow.destroy(grace_s=FORCED_TIMEOUT_S)
+        from airdock.local.supervisor import reap_orphans
+        import shutil
+
+        env_dir = self.envs_dir / env.Name
+        if env_dir.exists():
+            reap_orphans(env_dir)
+            shutil.rmtree(env_dir, ignore_errors=True)
+
+    def webserver_hostname(self, env: Environment) -> str | None:
+        with self._lock:
+            airflow = self._envs.get(env.Name)
+        return f"127.0.0.1:{airflow.ports.web}" if airflow is not None else None
+
+    # ------------------------------------------------------------------ local lifecycle
+
+    def environment(self, name: str) -> LocalAirflowEnvironment | None:
+        with self._lock:
+            return self._envs.get(name)
+
+    def recover(self, repository: EnvironmentRepository) -> None:
+        """After a restart (clean or a crash): environments that should be running are started
+        again in the background; workflows in flight restart their own environments."""
+        after: str | None = None
+        while True:
+            names = repository.list_names(100, after)
+            if not names:
+                break
+            after = names[-1]
+            for name in names:
+                record = repository.get(name)
+                if record is not None and record.environment.Status == status.AVAILABLE:
+                    threading.Thread(target=self._restart, args=(record.environment,), daemon=True,
+                                     name=f"recover-{name}").start()
+
+    def _restart(self, env: Environment) -> None:
+        try:
+            self.start(env, lambda message: log.info("[%s] %s", env.Name, message))
+        except Exception:
+            log.exception("restarting environment %s failed", env.Name)
+
+    def close(self) -> None:
+        with self._lock:
+            envs = list(self._envs.values())
+            self._envs.clear()
+        threads = [threading.Thread(target=e.stop, kwargs={"grace_s": FORCED_TIMEOUT_S}) for e in envs]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+
+def _same_except_workers(current: LocalAirflowEnvironment, candidate: LocalAirflowEnvironment) -> bool:
+    """True when only MinWorkers/MaxWorkers changed: then no component needs a restart."""
+    if current.runtime.key != candidate.runtime.key:
+        return False
+    a, b = vars(current.spec).copy(), vars(candidate.spec).copy()
+    a.pop("min_workers", None)
+    b.pop("min_workers", None)
+    return a == b
