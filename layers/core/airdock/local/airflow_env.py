@@ -504,20 +504,31 @@ class LocalAirflowEnvironment:
         return st is None or st.state in (ComponentState.STOPPED, ComponentState.EXITED, ComponentState.FATAL)
 
     def worker_names(self) -> list[str]:
-        return sorted((n for n in self.supervisor.names() if n.startswith("worker-") and not self._stopped(n)),
+        """Workers that take tasks: draining ones (warm shutdown under way) don't count."""
+        statuses = self.supervisor.statuses()
+        return sorted((n for n, st in statuses.items() if n.startswith("worker-")
+                       and st.state in (ComponentState.RUNNING, ComponentState.BACKOFF)),
                       key=lambda n: int(n.split("-")[1]))
 
     def worker_count(self) -> int:
         return len(self.worker_names())
 
     def set_workers(self, count: int, *, drain_timeout_s: float = 3600.0, wait: bool = True) -> None:
-        """Scale Celery workers. Removal is a warm shutdown: running tasks finish first."""
+        """Scale Celery workers. Removal is a warm shutdown: running tasks finish first.
+
+        With wait=False the drained workers finish in the background; they stop counting at once.
+        """
+        if count < 0:
+            raise ValueError("worker count must be >= 0")
         with self._lock:
             current = self.worker_names()
-            used = {int(n.split("-")[1]) for n in current}
+            # Names of draining workers stay taken until they are gone.
+            used = {int(n.split("-")[1]) for n in self.supervisor.names() if n.startswith("worker-")
+                    and not self._stopped(n)}
             for _ in range(count - len(current)):
                 i = next(k for k in range(1, 10_000) if k not in used)
                 used.add(i)
+                self.supervisor.remove(f"worker-{i}")
                 self.supervisor.start(self._worker_spec(i))
             victims = list(reversed(current))[: max(0, len(current) - count)]
         threads = [threading.Thread(target=self._drain_worker, args=(n, drain_timeout_s), daemon=True)
@@ -527,6 +538,13 @@ class LocalAirflowEnvironment:
         if wait:
             for t in threads:
                 t.join()
+        else:
+            # Let the stop signal go out before returning, so the worker stops taking tasks now.
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and any(
+                    (st := self.supervisor.status(n)) is not None and st.state == ComponentState.RUNNING
+                    for n in victims):
+                time.sleep(0.05)
 
     def _drain_worker(self, name: str, drain_timeout_s: float) -> None:
         self.supervisor.stop(name, grace_s=drain_timeout_s)
@@ -551,8 +569,10 @@ class LocalAirflowEnvironment:
         needed = ("metadatabase", "scheduler", "triggerer", "dag_processor")
         airflow_ok = airflow is not None and all(
             (airflow.get(k) or {}).get("status") == "healthy" for k in needed)
-        procs_ok = bool(statuses) and all(s.state == ComponentState.RUNNING for s in statuses.values()
-                                          if s.state not in (ComponentState.STOPPED,))
+        # STOPPING is a worker draining on purpose, not a fault.
+        procs_ok = bool(statuses) and all(s.state in (ComponentState.RUNNING, ComponentState.STOPPING,
+                                                      ComponentState.STOPPED)
+                                          for s in statuses.values())
         return {"healthy": airflow_ok and procs_ok, "airflow": airflow, "components": components,
                 "error": error}
 
@@ -627,18 +647,23 @@ class LocalAirflowEnvironment:
         they shut down, and with it gone they sit in HTTP retries until SIGKILL.
         """
         with self._lock:
-            last = ("postgres", self.web_component)
-            first = [n for n in self.supervisor.names() if n not in last]
-            threads = [threading.Thread(target=self.supervisor.stop, args=(n, grace_s)) for n in first]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            self.supervisor.stop(self.web_component, grace_s)
-            self.supervisor.stop("postgres", grace_s)
+            self.supervisor.stop_all(grace_s, last=(self.web_component, "postgres"))
         reap_orphans(self.env_dir, grace_s=5)
 
-    def destroy(self, grace_s: float = 10.0) -> None:
+    def restart(self, *, runtime: Runtime | None = None, spec: AirflowEnvSpec | None = None,
+                grace_s: float = 30.0, progress: Callable[[str], None] = lambda _m: None) -> None:
+        """Stop, swap in a new runtime (requirements change) or spec (options), migrate, start."""
+        self.stop(grace_s)
+        if runtime is not None:
+            self.runtime = runtime
+        if spec is not None:
+            self.spec = spec
+        if runtime is not None or spec is not None:
+            # New Airflow code or settings: migrate (a no-op when nothing changed) before start.
+            self.create(progress)
+        self.start(progress)
+
+    def destroy(self, grace_s: float = 20.0) -> None:
         """Stop everything and delete the environment's database and files."""
         self.stop(grace_s)
         if self._supervisor is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import threading
 from pathlib import Path
 from typing import Any, Callable
@@ -15,6 +16,7 @@ from airdock.core.ports import EnvironmentRepository, Health
 from airdock.local.airflow_env import AirflowEnvError, AirflowEnvSpec, LocalAirflowEnvironment
 from airdock.local.buckets import LocalBuckets
 from airdock.local.runtime import RuntimeBuildError, RuntimeCache
+from airdock.local.supervisor import reap_orphans
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +92,17 @@ class LocalCompute:
     # ------------------------------------------------------------------ Compute port
 
     def prepare(self, env: Environment, progress: Progress) -> None:
-        (self.envs_dir / env.Name).mkdir(parents=True, exist_ok=True)
+        env_dir = self.envs_dir / env.Name
+        env_dir.mkdir(parents=True, exist_ok=True)
         self.spec(env)  # the sources must still be there
+        with self._lock:
+            managed = env.Name in self._envs
+        if not managed:
+            # A workflow resumed after a crash: processes of the dead server (its PostgreSQL
+            # holding the port, half-started components) must go before anything starts again.
+            killed = reap_orphans(env_dir)
+            if killed:
+                progress(f"stopped {len(killed)} process(es) left by an interrupted run")
 
     def build_runtime(self, env: Environment, progress: Progress) -> None:
         airflow = self._current(env, progress)
@@ -163,8 +174,6 @@ class LocalCompute:
         if airflow is not None:
             airflow.stop(grace_s=FORCED_TIMEOUT_S)
         else:
-            from airdock.local.supervisor import reap_orphans
-
             reap_orphans(self.envs_dir / env.Name)
 
     def destroy(self, env: Environment) -> None:
@@ -177,9 +186,6 @@ class LocalCompute:
                 airflow = None
         if airflow is not None:
             airflow.destroy(grace_s=FORCED_TIMEOUT_S)
-        from airdock.local.supervisor import reap_orphans
-        import shutil
-
         env_dir = self.envs_dir / env.Name
         if env_dir.exists():
             reap_orphans(env_dir)

@@ -286,17 +286,18 @@ class Supervisor:
             self._pidfile(name).unlink(missing_ok=True)
         return code
 
-    def stop_all(self, grace_s: float = 30.0, order: Sequence[str] | None = None) -> None:
-        """Stop components, those in `order` first and in that order, the rest in parallel."""
-        names = list(order or []) + [n for n in self.names() if n not in (order or [])]
-        first = [n for n in names if order and n in order]
-        rest = [n for n in names if n not in first]
-        threads = [threading.Thread(target=self.stop, args=(n, grace_s)) for n in rest]
+    def stop_all(self, grace_s: float = 30.0, last: Sequence[str] = ()) -> None:
+        """Stop every component in parallel, except those in `last`: after, one by one, in order.
+
+        (A database, say, must outlive its clients' shutdown.)
+        """
+        first = [n for n in self.names() if n not in last]
+        threads = [threading.Thread(target=self.stop, args=(n, grace_s)) for n in first]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
-        for n in first:
+        for n in last:
             self.stop(n, grace_s)
 
     def remove(self, name: str) -> None:

@@ -1,0 +1,153 @@
+"""Environments that run: real Airflow behind the MWAA API, driven by the same ASL workflows as AWS.
+
+One provisioning server per module; every call goes through boto3 against `airdock serve`.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from airdock.local.sample import EXAMPLE_DAG
+from support.airflow_rest import AirflowRest
+from support.live_server import LiveServer
+
+pytestmark = pytest.mark.airflow
+
+BUCKET = "airdock-e2e"
+ROLE = "arn:aws:iam::000000000000:role/airdock-e2e"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    live = LiveServer(tmp_path_factory.mktemp("airdock-env") / "data", provision=True).start()
+    bucket = live.bucket(BUCKET)
+    (bucket / "dags").mkdir(exist_ok=True)
+    (bucket / "dags" / "example_hello.py").write_text(EXAMPLE_DAG)
+    (bucket / "broken-requirements.txt").write_text("airdock-no-such-package-xyz==1.0\n")
+    yield live
+    live.stop()
+    assert not _processes_under(live.data_dir), "environment processes outlived the server"
+
+
+def _processes_under(path: Path) -> list[str]:
+    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if str(path) in line and "pytest" not in line]
+
+
+def wait_status(mwaa: Any, name: str, done: set[str], timeout: float = 600) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    env: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        env = mwaa.get_environment(Name=name)["Environment"]
+        if env["Status"] in done:
+            return env
+        time.sleep(2)
+    raise TimeoutError(f"{name} stayed {env.get('Status')}")
+
+
+def wait_gone(mwaa: Any, name: str, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            mwaa.get_environment(Name=name)
+        except ClientError as error:
+            assert error.response["Error"]["Code"] == "ResourceNotFoundException"
+            return
+        time.sleep(1)
+    raise TimeoutError(f"{name} was never deleted")
+
+
+def create(mwaa: Any, name: str, version: str, **extra: Any) -> None:
+    mwaa.create_environment(
+        Name=name, ExecutionRoleArn=ROLE, SourceBucketArn=f"arn:aws:s3:::{BUCKET}", DagS3Path="dags",
+        NetworkConfiguration={"SubnetIds": ["subnet-a", "subnet-b"], "SecurityGroupIds": ["sg-1"]},
+        EnvironmentClass="mw1.micro", AirflowVersion=version, MaxWorkers=2, **extra,
+    )
+
+
+def rest(server: LiveServer, env: dict[str, Any]) -> AirflowRest:
+    return AirflowRest(server.data_dir / "envs" / env["Name"], env["WebserverUrl"], env["AirflowVersion"])
+
+
+def test_given_a_dag_in_the_bucket_when_created_then_available_and_a_retried_task_succeeds(server: LiveServer) -> None:
+    mwaa = server.client()
+    create(mwaa, "e2e3", "3.3.2")
+    assert mwaa.get_environment(Name="e2e3")["Environment"]["Status"] == "CREATING"
+    env = wait_status(mwaa, "e2e3", {"AVAILABLE", "CREATE_FAILED"})
+    assert env["Status"] == "AVAILABLE", env.get("LastUpdate")
+    run = rest(server, env).run_dag("example_hello")
+    assert run["state"] == "success"
+    assert run["task_instances"]["flaky"]["try_number"] == 2  # failed once, succeeded on retry
+
+
+def test_given_an_available_environment_when_workers_and_config_change_then_available_with_the_change(server: LiveServer) -> None:
+    mwaa = server.client()
+    mwaa.update_environment(Name="e2e3", MaxWorkers=3, AirflowConfigurationOptions={"core.default_task_retries": "3"})
+    assert mwaa.get_environment(Name="e2e3")["Environment"]["Status"] == "UPDATING"
+    env = wait_status(mwaa, "e2e3", {"AVAILABLE", "UPDATE_FAILED"})
+    assert env["Status"] == "AVAILABLE"
+    assert env["LastUpdate"]["Status"] == "SUCCESS"
+    assert env["MaxWorkers"] == 3
+    assert env["AirflowConfigurationOptions"] == {"core.default_task_retries": "3"}
+    config = (server.data_dir / "envs" / "e2e3" / "airflow_home" / "airflow.cfg").read_text()
+    assert "default_task_retries = 3" in config
+    assert rest(server, env).run_dag("example_hello")["state"] == "success"
+
+
+def test_given_broken_requirements_when_updated_then_the_update_fails_with_the_pip_error_and_the_old_environment_keeps_running(server: LiveServer) -> None:
+    mwaa = server.client()
+    mwaa.update_environment(Name="e2e3", RequirementsS3Path="broken-requirements.txt")
+    env = wait_status(mwaa, "e2e3", {"AVAILABLE", "UPDATE_FAILED"}, timeout=300)
+    assert env["Status"] == "AVAILABLE"
+    assert env["LastUpdate"]["Status"] == "FAILED"
+    assert env["LastUpdate"]["Error"]["ErrorCode"] == "REQUIREMENTS_INSTALL_FAILED"
+    assert "airdock-no-such-package-xyz" in env["LastUpdate"]["Error"]["ErrorMessage"]
+    assert "RequirementsS3Path" not in env  # the previous configuration is the current one again
+    assert env["MaxWorkers"] == 3
+    assert rest(server, env).run_dag("example_hello")["state"] == "success"
+
+
+def test_given_an_environment_when_deleted_then_404_and_no_process_or_file_remains(server: LiveServer) -> None:
+    mwaa = server.client()
+    mwaa.delete_environment(Name="e2e3")
+    wait_gone(mwaa, "e2e3")
+    env_dir = server.data_dir / "envs" / "e2e3"
+    assert not env_dir.exists()
+    assert not _processes_under(env_dir)
+
+
+def test_given_airflow_2_when_created_run_and_deleted_then_it_behaves_the_same(server: LiveServer) -> None:
+    mwaa = server.client()
+    create(mwaa, "e2e2", "2.11.0")
+    env = wait_status(mwaa, "e2e2", {"AVAILABLE", "CREATE_FAILED"})
+    assert env["Status"] == "AVAILABLE", env.get("LastUpdate")
+    run = rest(server, env).run_dag("example_hello")
+    assert run["state"] == "success"
+    assert run["task_instances"]["flaky"]["try_number"] == 2
+    mwaa.delete_environment(Name="e2e2")
+    wait_gone(mwaa, "e2e2")
+    assert not (server.data_dir / "envs" / "e2e2").exists()
+
+
+def test_given_a_bad_dag_path_at_provisioning_time_when_created_then_create_failed_with_the_reason(server: LiveServer) -> None:
+    mwaa = server.client()
+    bucket = server.bucket(BUCKET)
+    (bucket / "vanishing").mkdir(exist_ok=True)
+    (bucket / "vanishing" / "x.py").write_text("# DAG\n")
+    (bucket / "bad-reqs").mkdir(exist_ok=True)
+    create(mwaa, "e2ebad", "3.3.2", RequirementsS3Path="broken-requirements.txt")
+    env = wait_status(mwaa, "e2ebad", {"AVAILABLE", "CREATE_FAILED"})
+    assert env["Status"] == "CREATE_FAILED"
+    assert env["LastUpdate"]["Error"]["ErrorCode"] == "REQUIREMENTS_INSTALL_FAILED"
+    assert "airdock-no-such-package-xyz" in env["LastUpdate"]["Error"]["ErrorMessage"]
+    with pytest.raises(ClientError, match="CREATE_FAILED status cannot be updated"):
+        mwaa.update_environment(Name="e2ebad", MaxWorkers=4)
+    mwaa.delete_environment(Name="e2ebad")
+    wait_gone(mwaa, "e2ebad")
