@@ -167,7 +167,7 @@ def sync_local_dir(source: Path, dest: Path) -> int:
 
 
 def _remove_empty_dirs(root: Path) -> None:
-    for dirpath, dirnames, filenames in os.walk(root, topdown=False):
+    for dirpath, _dirnames, _filenames in os.walk(root, topdown=False):
         p = Path(dirpath)
         if p == root or p.name in _SKIP_NAMES:
             continue
@@ -404,8 +404,8 @@ def run_component(component: str, env: dict[str, str]) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, forward)
     child = subprocess.Popen(cmd, env=env)
-    for sig in pending:
-        child.send_signal(sig)
+    for signum in pending:
+        child.send_signal(signum)
     while True:
         try:
             code = child.wait()

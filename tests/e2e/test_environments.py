@@ -4,7 +4,7 @@ One provisioning server per module; every call goes through boto3 against `airdo
 """
 from __future__ import annotations
 
-import os
+import json
 import subprocess
 import time
 from collections.abc import Iterator
@@ -82,9 +82,15 @@ def test_given_a_dag_in_the_bucket_when_created_then_available_and_a_retried_tas
     assert mwaa.get_environment(Name="e2e3")["Environment"]["Status"] == "CREATING"
     env = wait_status(mwaa, "e2e3", {"AVAILABLE", "CREATE_FAILED"})
     assert env["Status"] == "AVAILABLE", env.get("LastUpdate")
+    assert "StatusReason" not in env  # progress text is only shown while work is under way
     run = rest(server, env).run_dag("example_hello")
     assert run["state"] == "success"
     assert run["task_instances"]["flaky"]["try_number"] == 2  # failed once, succeeded on retry
+    events = [json.loads(line) for line in (server.data_dir / "events.jsonl").read_text().splitlines()]
+    mine = [e for e in events if e["detail"]["EnvironmentName"] == "e2e3"]
+    assert [e["detail"]["Status"] for e in mine] == ["CREATING", "AVAILABLE"]
+    assert {(e["source"], e["detail-type"]) for e in mine} == {("aws.airflow", "MWAA Environment Status Change")}
+    assert mine[-1]["resources"] == [env["Arn"]]
 
 
 def test_given_an_available_environment_when_workers_and_config_change_then_available_with_the_change(server: LiveServer) -> None:

@@ -296,8 +296,8 @@ def test_supervisor_logs_pidfiles_and_stop(supervisor: Supervisor) -> None:
     assert st is not None and st.state == ComponentState.RUNNING
     assert (supervisor.pids_dir / "echo.pid").is_file()
     _wait(lambda: "hello" in supervisor.log_path("echo").read_text(), 5, "log output", 0.1)
-    members = session_members(st.pid)  # bash and its sleep child
-    assert len(members) >= 2
+    members = _wait(lambda: m if len(m := session_members(st.pid)) >= 2 else None, 5,
+                    "bash and its sleep child", 0.05)
     assert supervisor.stop("echo", grace_s=5) is not None
     assert supervisor.status("echo").state == ComponentState.STOPPED
     assert not (supervisor.pids_dir / "echo.pid").exists()

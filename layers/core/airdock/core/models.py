@@ -284,6 +284,8 @@ class Environment(Shape):
     DatabaseVpcEndpointService: Optional[str] = None
     CeleryExecutorQueue: Optional[str] = None
     EndpointManagement: str
+    # Airdock's addition (boto3 ignores unknown members): what a long create/update is doing now.
+    StatusReason: Optional[str] = None
 
 
 # Members of Environment an UpdateEnvironment may change (everything configurable but the name).

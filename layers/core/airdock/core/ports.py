@@ -128,3 +128,24 @@ class Compute(Protocol):
 
 class Progress(Protocol):
     def __call__(self, message: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class MetricPoint:
+    environment: str
+    name: str  # e.g. QueuedTasks, RunningTasks, WorkerCount, SchedulerHeartbeat, DAGParseTime
+    value: float
+    timestamp: float  # epoch seconds
+    dimensions: dict[str, str] = field(default_factory=dict)
+    unit: str = "None"
+
+
+class Metrics(Protocol):
+    """Environment metrics: CloudWatch `AmazonMWAA` on AWS, a local store locally."""
+
+    def put(self, points: list[MetricPoint]) -> None: ...
+
+    def query(self, environment: str, name: str, since: float, until: float | None = None) -> list[MetricPoint]:
+        """Points of one metric of one environment in [since, until], oldest first."""
+
+    def names(self, environment: str) -> list[str]: ...

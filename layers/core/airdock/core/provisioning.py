@@ -58,7 +58,7 @@ class Provisioner:
     def _progress(self, name: str) -> Callable[[str], None]:
         def report(message: str) -> None:
             log.info("[%s] %s", name, message)
-            self.service.update_internal(name, lambda r: r.internal.update(progress=message))
+            self.service.update_internal(name, lambda r: setattr(r.environment, "StatusReason", message[:1024]))
 
         return report
 
@@ -110,7 +110,6 @@ class Provisioner:
 
         def finish(record: EnvironmentRecord) -> None:
             record.environment.WebserverUrl = hostname
-            record.internal.pop("progress", None)
 
         self.service.transition(env.Name, status.AVAILABLE, expect=frozenset({status.CREATING}), mutate=finish)
         return {}
@@ -153,7 +152,6 @@ class Provisioner:
 
         def finish(record: EnvironmentRecord) -> None:
             record.internal.pop("rollback", None)
-            record.internal.pop("progress", None)
             record.environment.WebserverUrl = hostname
             if record.environment.LastUpdate:
                 record.environment.LastUpdate.Status = "SUCCESS"
@@ -170,7 +168,6 @@ class Provisioner:
             restored.Tags = record.environment.Tags  # tags changed meanwhile are not part of the update
             record.environment = restored
         record.environment.LastUpdate = self.service.failed_update(code, message, strategy)
-        record.internal.pop("progress", None)
 
     def mark_update_rejected(self, event: dict[str, Any]) -> dict[str, Any]:
         """Pre-flight failed: the running environment was never touched; it stays on the old

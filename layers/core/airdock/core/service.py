@@ -40,6 +40,8 @@ from airdock.core.ports import (
     EnvironmentRecord,
     EnvironmentRepository,
     Events,
+    MetricPoint,
+    Metrics,
     SystemClock,
     Workflows,
 )
@@ -68,7 +70,7 @@ class EnvironmentService:
         workflows: Workflows | None = None,
         clock: Clock | None = None,
         data_plane: Any | None = None,
-        metrics: Any | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.repository = repository
         self.buckets = buckets
@@ -181,7 +183,20 @@ class EnvironmentService:
         self._load(request.EnvironmentName)
         if self.metrics is None:
             raise ServiceUnavailable("Metrics are not configured for this Airdock deployment.")
-        self.metrics.put(request.EnvironmentName, [d.model_dump(exclude_none=True) for d in request.MetricData])
+        points = []
+        for datum in request.MetricData:
+            value = datum.Value
+            if value is None and datum.StatisticValues and datum.StatisticValues.Sum is not None:
+                count = datum.StatisticValues.SampleCount or 1
+                value = datum.StatisticValues.Sum / count
+            if value is None:
+                continue
+            points.append(MetricPoint(
+                environment=request.EnvironmentName, name=datum.MetricName, value=float(value),
+                timestamp=float(datum.Timestamp), unit=datum.Unit or "None",
+                dimensions={d.Name: d.Value for d in datum.Dimensions or []},
+            ))
+        self.metrics.put(points)
         return {}
 
     # ---------------------------------------------------------------- workflow-facing
@@ -205,6 +220,8 @@ class EnvironmentService:
                 raise ValidationError(f"Environment {name} is {current}; expected one of {sorted(expect)}.")
             status.check_transition(current, new_status)
             record.environment.Status = new_status  # type: ignore[assignment]
+            if new_status in status.FINAL:
+                record.environment.StatusReason = None
             if mutate:
                 mutate(record)
             try:

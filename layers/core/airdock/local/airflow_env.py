@@ -67,7 +67,7 @@ def pick_free_port(host: str = "127.0.0.1", avoid: set[int] | None = None) -> in
     for _ in range(50):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             s.bind((host, 0))
-            port = s.getsockname()[1]
+            port = int(s.getsockname()[1])
         if port not in avoid:
             return port
     raise AirflowEnvError("no free port found")
@@ -195,7 +195,8 @@ class LocalAirflowEnvironment:
     def _load_or_make_secrets(self) -> dict[str, str]:
         path = self.env_dir / "secrets.json"
         if path.is_file():
-            return json.loads(path.read_text())
+            loaded: dict[str, str] = json.loads(path.read_text())
+            return loaded
         data = {
             "fernet_key": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
             "jwt_secret": secrets.token_urlsafe(48),
@@ -234,10 +235,10 @@ class LocalAirflowEnvironment:
             section, _, option = key.partition(".")
             cfg.setdefault(section, {})[option] = str(value)
 
-        def put(section: str, **opts: str | int) -> None:
+        def put(section: str, **opts: str | int | Path) -> None:
             cfg.setdefault(section, {}).update({k: str(v) for k, v in opts.items()})
 
-        def default(section: str, **opts: str | int) -> None:
+        def default(section: str, **opts: str | int | Path) -> None:
             for k, v in opts.items():
                 cfg.setdefault(section, {}).setdefault(k, str(v))
 
@@ -397,7 +398,8 @@ class LocalAirflowEnvironment:
             except AirflowEnvError:
                 st = self.supervisor.status("postgres")
                 if time.monotonic() > deadline or (st and st.state == ComponentState.FATAL):
-                    raise AirflowEnvError(f"PostgreSQL did not start; see {self.supervisor.log_path('postgres')}")
+                    raise AirflowEnvError(
+                        f"PostgreSQL did not start; see {self.supervisor.log_path('postgres')}") from None
                 time.sleep(0.2)
         existing = set(self._psql("SELECT datname FROM pg_database").split())
         for db in ("airflow", "celery"):

@@ -13,6 +13,7 @@ from airdock.local.buckets import LocalBuckets
 from airdock.local.credentials import KeyStore
 from airdock.local.events import LocalEventLog
 from airdock.local.functions import load_function
+from airdock.local.metrics_store import SqliteMetrics
 from airdock.local.sqlite_repository import SqliteEnvironmentRepository
 
 log = logging.getLogger("airdock.local")
@@ -30,6 +31,7 @@ class LocalContext:
         self.settings = settings
         self.keys = KeyStore(self.data_dir, settings.account_id)
         self.repository = SqliteEnvironmentRepository(self.data_dir / "state.db")
+        self.metrics = SqliteMetrics(db=self.repository.db)
         self.buckets = LocalBuckets(self.data_dir / "buckets")
         self.events = LocalEventLog(self.data_dir / "events.jsonl", os.environ.get("AIRDOCK_EVENTS_WEBHOOK"))
         self._engine: Any | None = None
@@ -40,6 +42,7 @@ class LocalContext:
             buckets=self.buckets,
             events=self.events,
             settings=settings,
+            metrics=self.metrics,
             # Control-plane-only mode (API and state, no Airflow): changes stay pending, visibly.
             workflows=_LazyWorkflows(self) if provision else None,
         )
