@@ -13,7 +13,6 @@ Targets (issue 4): warm create ≤ 30 s, update ≤ 30 s, idle RSS ≤ 1.5 GB. L
 """
 from __future__ import annotations
 
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,6 +25,7 @@ from botocore.exceptions import ClientError  # noqa: E402
 
 from airdock.local.sample import EXAMPLE_DAG  # noqa: E402
 from support.live_server import LiveServer  # noqa: E402
+from support.processes import processes_under, pss_mb  # noqa: E402
 
 BUCKET = "bench"
 
@@ -53,23 +53,6 @@ def create(mwaa: Any, name: str) -> float:
     return time.monotonic() - start
 
 
-def pss_mb(path: Path) -> float:
-    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
-    total_kb = 0
-    for line in out.splitlines()[1:]:
-        pid, _, args = line.strip().partition(" ")
-        if str(path) not in args:
-            continue
-        try:
-            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
-        except OSError:
-            continue
-        for row in rollup.splitlines():
-            if row.startswith("Pss:"):
-                total_kb += int(row.split()[1])
-    return total_kb / 1024
-
-
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="airdock-bench-") as tmp:
         root = Path(tmp)
@@ -88,8 +71,9 @@ def main() -> None:
             print(f"warm create (runtime cached): {warm:.1f} s", flush=True)
 
             time.sleep(15)  # let start-up work (DAG parsing, first heartbeats) settle
-            rss = pss_mb(server.data_dir / "envs" / "warm")
-            print(f"idle environment PSS: {rss:.0f} MB", flush=True)
+            pids = processes_under(server.data_dir / "envs" / "warm")
+            rss = pss_mb(pids)
+            print(f"idle environment PSS: {rss:.0f} MB over {len(pids)} processes", flush=True)
 
             start = time.monotonic()
             mwaa.update_environment(Name="warm", AirflowConfigurationOptions={"core.default_task_retries": "1"})

@@ -16,7 +16,8 @@ Airflow runtime's interpreter. What it does, in MWAA's order:
 Environment variables:
     AIRFLOW_HOME                     required; dags/ and plugins/ live under it
     AIRDOCK_COMPONENT                scheduler | api-server | webserver | dag-processor |
-                                     triggerer | celery-worker (alias: worker); may instead be
+                                     triggerer | celery-worker (alias: worker) | web-front
+                                     (see web_front.py for its variables); may instead be
                                      given as the first argument
     AIRDOCK_COMPONENT_ARGS           JSON list of extra arguments for the component's command
     AIRDOCK_DAGS_SOURCE              local directory or s3://bucket/prefix; unset = no DAG sync
@@ -63,6 +64,9 @@ COMPONENT_COMMANDS: dict[str, list[str]] = {
     "celery-worker": ["celery", "worker"],
     "worker": ["celery", "worker"],
 }
+
+# MWAA's `/aws_mwaa/*` endpoints in front of the Airflow UI/API (web_front.py beside this file).
+WEB_FRONT = "web-front"
 
 # Variables a startup script may not change (MWAA reserves the platform's own settings too).
 RESERVED_ENV = {
@@ -381,7 +385,28 @@ def configure(env: dict[str, str]) -> dict[str, str]:
     return env
 
 
+def run_web_front(env: dict[str, str]) -> int:
+    """The web front serves in this process: it is Airdock code, not an Airflow command, and it
+    runs Airflow CLI calls with the environment `configure` built (startup-script exports too)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import web_front
+
+    front = web_front.WebFront(web_front.Config(env))
+
+    def stop(_signum: int, _frame: Any) -> None:
+        front.shutdown()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, stop)
+    log("starting: web front")
+    front.serve()
+    log("web-front stopped")
+    return 0
+
+
 def run_component(component: str, env: dict[str, str]) -> int:
+    if component == WEB_FRONT:
+        return run_web_front(env)
     if component not in COMPONENT_COMMANDS:
         raise EntrypointError(f"unknown component {component!r}; one of {', '.join(COMPONENT_COMMANDS)}")
     extra = json.loads(env.get("AIRDOCK_COMPONENT_ARGS") or "[]")

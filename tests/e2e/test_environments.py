@@ -5,7 +5,6 @@ One provisioning server per module; every call goes through boto3 against `airdo
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ from botocore.exceptions import ClientError
 from airdock.local.sample import EXAMPLE_DAG
 from support.airflow_rest import AirflowRest
 from support.live_server import LiveServer
+from support.processes import processes_under
 
 pytestmark = pytest.mark.airflow
 
@@ -36,9 +36,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     assert not _processes_under(live.data_dir), "environment processes outlived the server"
 
 
-def _processes_under(path: Path) -> list[str]:
-    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if str(path) in line and "pytest" not in line]
+def _processes_under(path: Path) -> list[int]:
+    return processes_under(path)
 
 
 def wait_status(mwaa: Any, name: str, done: set[str], timeout: float = 600) -> dict[str, Any]:
@@ -82,6 +81,7 @@ def test_given_a_dag_in_the_bucket_when_created_then_available_and_a_retried_tas
     assert mwaa.get_environment(Name="e2e3")["Environment"]["Status"] == "CREATING"
     env = wait_status(mwaa, "e2e3", {"AVAILABLE", "CREATE_FAILED"})
     assert env["Status"] == "AVAILABLE", env.get("LastUpdate")
+    assert len(_processes_under(server.data_dir / "envs" / "e2e3")) >= 6  # db, web, scheduler, dag-processor, triggerer, worker
     assert "StatusReason" not in env  # progress text is only shown while work is under way
     run = rest(server, env).run_dag("example_hello")
     assert run["state"] == "success"

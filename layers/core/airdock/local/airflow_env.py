@@ -36,6 +36,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from airdock.core import tokens as tokens_module
+from airdock.core.tokens import new_key as new_token_key
+
 from .airflow_auth import basic_auth_header, mint_airflow_jwt
 from .runtime import DEFAULT_AIRFLOW_VERSION, Runtime
 from .supervisor import ComponentSpec, ComponentState, Supervisor, reap_orphans
@@ -57,8 +60,17 @@ PLATFORM_OPTIONS = {
 }
 
 
+WEB_FRONT = "web-front"
+
+
 class AirflowEnvError(Exception):
     pass
+
+
+def web_front_host() -> str:
+    """The host name clients use for web fronts (AIRDOCK_WEB_HOSTNAME, e.g. the name on the TLS
+    certificate); 127.0.0.1 by default."""
+    return os.environ.get("AIRDOCK_WEB_HOSTNAME", "127.0.0.1")
 
 
 def pick_free_port(host: str = "127.0.0.1", avoid: set[int] | None = None) -> int:
@@ -118,6 +130,8 @@ class _Ports:
     postgres: int
     worker_log: int
     trigger_log: int
+    # The environment's web front (MWAA's web server hostname); 0 in files written before it existed.
+    web_front: int = 0
 
 
 class LocalAirflowEnvironment:
@@ -170,6 +184,16 @@ class LocalAirflowEnvironment:
         return f"http://127.0.0.1:{self.ports.web}"
 
     @property
+    def front_hostname(self) -> str:
+        """host:port of the web front, what MWAA calls the web server hostname."""
+        return f"{web_front_host()}:{self.ports.web_front}"
+
+    @property
+    def front_url(self) -> str:
+        scheme = "https" if os.environ.get("AIRDOCK_WEB_TLS_CERT") else "http"
+        return f"{scheme}://{self.front_hostname}"
+
+    @property
     def api_prefix(self) -> str:
         return "/api/v2" if self.airflow3 else "/api/v1"
 
@@ -196,8 +220,13 @@ class LocalAirflowEnvironment:
         path = self.env_dir / "secrets.json"
         if path.is_file():
             loaded: dict[str, str] = json.loads(path.read_text())
+            if "token_key" not in loaded:
+                # Environments created before CLI/web login tokens existed get their key now.
+                loaded["token_key"] = new_token_key()
+                self._write_private(path, loaded)
             return loaded
         data = {
+            "token_key": new_token_key(),
             "fernet_key": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
             "jwt_secret": secrets.token_urlsafe(48),
             "secret_key": secrets.token_urlsafe(32),
@@ -209,9 +238,14 @@ class LocalAirflowEnvironment:
 
     def _load_or_pick_ports(self) -> _Ports:
         path = self.env_dir / "ports.json"
-        if path.is_file():
-            return _Ports(**json.loads(path.read_text()))
         taken: set[int] = set()
+        if path.is_file():
+            ports = _Ports(**json.loads(path.read_text()))
+            if not ports.web_front:
+                taken.update(asdict(ports).values())
+                ports.web_front = pick_free_port(avoid=taken)
+                self._write_private(path, asdict(ports))
+            return ports
 
         def pick() -> int:
             p = pick_free_port(avoid=taken)
@@ -219,7 +253,7 @@ class LocalAirflowEnvironment:
             return p
 
         ports = _Ports(web=self.spec.web_port or pick(), postgres=pick(), worker_log=pick(),
-                       trigger_log=pick())
+                       trigger_log=pick(), web_front=pick())
         self._write_private(path, asdict(ports))
         return ports
 
@@ -266,7 +300,8 @@ class LocalAirflowEnvironment:
         else:
             put("webserver", web_server_host="127.0.0.1", web_server_port=p.web,
                 secret_key=s["secret_key"])
-            default("webserver", workers=2, base_url=self.web_url)
+            # The browser reaches the UI through the web front: links and redirects must name it.
+            default("webserver", workers=2, base_url=self.front_url)
             default("api", auth_backends="airflow.api.auth.backend.basic_auth,"
                                          "airflow.api.auth.backend.session")
             # Airflow 3 always runs the DAG processor apart; do the same on 2 for one layout.
@@ -466,11 +501,31 @@ class LocalAirflowEnvironment:
                                  env=self._entrypoint_env(component, args or [], sync_dags=sync),
                                  cwd=self.env_dir, stop_target="leader")
 
-        specs = [comp(self.web_component, self.web_component),
+        specs = [comp(self.web_component, self.web_component), self._web_front_spec(),
                  comp("dag-processor", "dag-processor", sync=True),
                  comp("triggerer", "triggerer")]
         specs += [comp(f"scheduler-{i}", "scheduler") for i in range(1, self.spec.schedulers + 1)]
         return specs
+
+    def _web_front_spec(self) -> ComponentSpec:
+        env = self._entrypoint_env(WEB_FRONT, [], sync_dags=False)
+        env.update({
+            "AIRDOCK_ENVIRONMENT_NAME": self.spec.name,
+            "AIRDOCK_WEB_FRONT_HOST": os.environ.get("AIRDOCK_WEB_BIND", "127.0.0.1"),
+            "AIRDOCK_WEB_FRONT_PORT": str(self.ports.web_front),
+            "AIRDOCK_WEB_UPSTREAM": self.web_url,
+            "AIRDOCK_AIRFLOW_MAJOR": str(self.runtime.airflow_major),
+            "AIRDOCK_SECRETS_FILE": str(self.env_dir / "secrets.json"),
+            "AIRDOCK_WEB_STATE_DIR": str(self.env_dir / "web_front"),
+            "AIRDOCK_TOKENS_MODULE": str(Path(tokens_module.__file__ or "")),
+        })
+        # Passed on from Airdock's own environment: HTTPS and the tests' clock.
+        for name in ("AIRDOCK_WEB_TLS_CERT", "AIRDOCK_WEB_TLS_KEY", "AIRDOCK_TOKEN_CLOCK_OFFSET_FILE",
+                     "AIRDOCK_CLI_TIMEOUT"):
+            if os.environ.get(name):
+                env[name] = os.environ[name]
+        return ComponentSpec(name=WEB_FRONT, argv=[str(self.runtime.python), str(entrypoint_path()), WEB_FRONT],
+                             env=env, cwd=self.env_dir, stop_target="leader")
 
     def _worker_spec(self, index: int) -> ComponentSpec:
         name = f"worker-{index}"

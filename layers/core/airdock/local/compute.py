@@ -194,7 +194,8 @@ class LocalCompute:
     def webserver_hostname(self, env: Environment) -> str | None:
         with self._lock:
             airflow = self._envs.get(env.Name)
-        return f"127.0.0.1:{airflow.ports.web}" if airflow is not None else None
+        # The web front, not Airflow itself: it owns /aws_mwaa/* and proxies the UI and API.
+        return airflow.front_hostname if airflow is not None else None
 
     # ------------------------------------------------------------------ local lifecycle
 

@@ -1,0 +1,78 @@
+"""CloudWatch log groups `airflow-{Name}-{Module}`, one per module enabled in the environment's
+LoggingConfiguration (MWAA's names, so existing dashboards and queries keep working)."""
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+from airdock.aws import naming
+from airdock.core.models import Environment
+
+# LoggingConfiguration member -> MWAA module name (the suffix of the log group).
+MODULES: dict[str, str] = {
+    "DagProcessingLogs": "DAGProcessing",
+    "SchedulerLogs": "Scheduler",
+    "TaskLogs": "Task",
+    "WebserverLogs": "WebServer",
+    "WorkerLogs": "Worker",
+}
+# Which component writes its process output to which module's group.
+COMPONENT_MODULE: dict[str, str] = {
+    "scheduler": "SchedulerLogs",
+    "webserver": "WebserverLogs",
+    "dag-processor": "DagProcessingLogs",
+    "triggerer": "SchedulerLogs",
+    "worker": "WorkerLogs",
+    "migrate": "SchedulerLogs",
+}
+
+
+def enabled_modules(env: Environment) -> dict[str, str]:
+    """member -> LogLevel for every enabled module."""
+    enabled: dict[str, str] = {}
+    for member in MODULES:
+        module = getattr(env.LoggingConfiguration, member, None)
+        if module is not None and module.Enabled:
+            enabled[member] = module.LogLevel
+    return enabled
+
+
+class CloudWatchLogGroups:
+    def __init__(self, retention_days: int = 30, client: Any | None = None) -> None:
+        self.retention_days = retention_days
+        self.logs = client or boto3.client("logs")
+
+    def group(self, env_name: str, member: str) -> str:
+        return naming.log_group_name(env_name, MODULES[member])
+
+    def ensure(self, env: Environment) -> dict[str, str]:
+        """Create the groups of the enabled modules (an existing group is kept: it may hold the
+        environment's earlier logs); returns member -> group name."""
+        groups: dict[str, str] = {}
+        for member in enabled_modules(env):
+            name = self.group(env.Name, member)
+            try:
+                self.logs.create_log_group(logGroupName=name, tags={"airdock:environment": env.Name})
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "ResourceAlreadyExistsException":
+                    raise
+            self.logs.put_retention_policy(logGroupName=name, retentionInDays=self.retention_days)
+            groups[member] = name
+        return groups
+
+    def existing(self, env_name: str) -> list[str]:
+        prefix = f"airflow-{env_name}-"
+        names: list[str] = []
+        for page in self.logs.get_paginator("describe_log_groups").paginate(logGroupNamePrefix=prefix):
+            names.extend(g["logGroupName"] for g in page["logGroups"] if g["logGroupName"][len(prefix):] in MODULES.values())
+        return names
+
+    def delete(self, env_name: str) -> None:
+        for name in self.existing(env_name):
+            try:
+                self.logs.delete_log_group(logGroupName=name)
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "ResourceNotFoundException":
+                    raise
