@@ -11,6 +11,7 @@ from airdock.core.service import EnvironmentService
 from airdock.core.settings import Settings
 from airdock.local.buckets import LocalBuckets
 from airdock.local.credentials import KeyStore
+from airdock.local.data_plane import LocalDataPlane
 from airdock.local.events import LocalEventLog
 from airdock.local.functions import load_function
 from airdock.local.metrics_store import SqliteMetrics
@@ -43,6 +44,8 @@ class LocalContext:
             events=self.events,
             settings=settings,
             metrics=self.metrics,
+            data_plane=LocalDataPlane(self.data_dir / "envs", lambda: self.compute,
+                                      self.data_dir / "airflow-roles.json"),
             # Control-plane-only mode (API and state, no Airflow): changes stay pending, visibly.
             workflows=_LazyWorkflows(self) if provision else None,
         )
