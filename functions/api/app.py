@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import uuid
 from typing import Annotated, Any
 from urllib.parse import quote, unquote
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.depends import Depends
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 
+from airdock.core.authorization import target_of
 from airdock.core.errors import AirdockError, InternalError, ResourceNotFound, ValidationError
 from airdock.core.models import (
     CreateEnvironmentInput,
@@ -32,18 +35,47 @@ from airdock.core.validation import parse
 from airdock.wiring import environment_service
 
 log = logging.getLogger("airdock.api")
-app = APIGatewayRestResolver()
+
+
+class _Resolver(APIGatewayRestResolver):
+    """Powertools keeps the current event on the `BaseRouter` class, which is right for Lambda
+    (one request per process at a time). The local server runs this handler on several threads,
+    where a class-wide event let concurrent requests read each other's identity, body and route
+    (found by bench/soak.py). Here the event is per thread; routing and every `app.current_event`
+    read go through this property."""
+
+    _events = threading.local()
+
+    @property  # type: ignore[override]
+    def current_event(self) -> Any:
+        return self._events.value
+
+    @current_event.setter
+    def current_event(self, value: Any) -> None:
+        self._events.value = value
+
+    def resolve(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        self._events.value = self._to_proxy_event(event)
+        return super().resolve(event, context)
+
+
+app = _Resolver()
 Service = Annotated[EnvironmentService, Depends(environment_service)]
 
 
 def _body() -> dict[str, Any]:
-    raw = app.current_event.decoded_body
+    try:
+        raw = app.current_event.decoded_body
+    except (ValueError, UnicodeDecodeError):  # a binary (non-UTF-8) body arrives base64-encoded
+        raise ValidationError("The request body is not valid JSON.") from None
     if raw is None or raw == "":
         return {}
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise ValidationError("The request body is not valid JSON.") from None
+    except RecursionError:  # a nesting bomb: json recurses per level; MWAA's shapes are shallow
+        raise ValidationError("The request body is nested too deeply.") from None
     if not isinstance(data, dict):
         raise ValidationError("The request body must be a JSON object.")
     return data
@@ -68,6 +100,19 @@ def _int_query(name: str) -> int | None:
             f"1 validation error detected: Value '{value}' at '{name[:1].lower() + name[1:]}' failed to "
             "satisfy constraint: Member must be an integer"
         ) from None
+
+
+def _authorization(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response:
+    """Every operation is authorized here, once, before its input is even parsed (as IAM runs
+    before API Gateway hands the request on). The decision is the domain's (core/authorization.py)."""
+    target = target_of(app.current_event.http_method, app.current_event.path)
+    if target is not None:
+        service = app.dependency_overrides.get(environment_service, environment_service)()
+        service.authorize(_caller(), target)
+    return next_middleware(app)
+
+
+app.use(middlewares=[_authorization])
 
 
 @app.put("/environments/<Name>")
@@ -141,6 +186,19 @@ def invoke_rest_api(Name: str, service: Service) -> dict[str, Any]:
 def publish_metrics(EnvironmentName: str, service: Service) -> dict[str, Any]:
     request = parse(PublishMetricsInput, {**_body(), "EnvironmentName": unquote(EnvironmentName)})
     return service.publish_metrics(request)
+
+
+# ---- Airdock extensions (not in MWAA's API; see core/operations.py EXTENSIONS)
+
+
+@app.post("/environments/<Name>/pause")
+def pause_environment(Name: str, service: Service) -> dict[str, Any]:
+    return service.pause_environment(parse(NameInput, {"Name": unquote(Name)}).Name, _caller())
+
+
+@app.post("/environments/<Name>/resume")
+def resume_environment(Name: str, service: Service) -> dict[str, Any]:
+    return service.resume_environment(parse(NameInput, {"Name": unquote(Name)}).Name, _caller())
 
 
 def _render_error(error: AirdockError) -> Response:

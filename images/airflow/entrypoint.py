@@ -23,6 +23,9 @@ Environment variables:
     AIRDOCK_DAGS_SOURCE              local directory or s3://bucket/prefix; unset = no DAG sync
     AIRDOCK_DAGS_SYNC_INTERVAL       seconds between background syncs (default 5; 0 = once)
     AIRDOCK_PLUGINS_ZIP              path or s3://bucket/key of plugins.zip
+    AIRDOCK_PLUGINS_ZIP_VERSION      S3 object version of it (PluginsS3ObjectVersion); likewise
+                                     AIRDOCK_REQUIREMENTS_VERSION, AIRDOCK_STARTUP_SCRIPT_VERSION.
+                                     Only for s3:// sources; unset = the latest version
     AIRDOCK_REQUIREMENTS             path or s3://bucket/key of requirements.txt (pip-installed
                                      before start; leave unset when the venv already has them)
     AIRDOCK_CONSTRAINTS              optional pip constraints file for that install
@@ -104,13 +107,15 @@ def _split_s3(url: str) -> tuple[str, str]:
     return bucket, key
 
 
-def fetch_file(source: str, dest_dir: Path) -> Path:
-    """A local copy of a single file given as a path or s3:// URL."""
+def fetch_file(source: str, dest_dir: Path, version: str | None = None) -> Path:
+    """A local copy of a single file given as a path or s3:// URL; `version` pins the S3 object
+    version (MWAA's *S3ObjectVersion parameters)."""
     if source.startswith("s3://"):
         bucket, key = _split_s3(source)
         dest_dir.mkdir(parents=True, exist_ok=True)
         target = dest_dir / Path(key).name
-        _s3_client().download_file(bucket, key, str(target))
+        extra = {"VersionId": version} if version else None
+        _s3_client().download_file(bucket, key, str(target), ExtraArgs=extra)
         return target
     path = Path(source)
     if not path.is_file():
@@ -355,12 +360,13 @@ def prepare(env: dict[str, str], *, once: bool = False) -> DagSyncer | None:
     plugins = env.get("AIRDOCK_PLUGINS_ZIP")
     if plugins:
         with tempfile.TemporaryDirectory() as tmp:
-            n = unpack_plugins(fetch_file(plugins, Path(tmp)), home / "plugins")
+            n = unpack_plugins(fetch_file(plugins, Path(tmp), env.get("AIRDOCK_PLUGINS_ZIP_VERSION")),
+                               home / "plugins")
         log(f"unpacked {n} plugins.zip entries into {home / 'plugins'}")
     reqs = env.get("AIRDOCK_REQUIREMENTS")
     if reqs:
         with tempfile.TemporaryDirectory() as tmp:
-            req_file = fetch_file(reqs, Path(tmp))
+            req_file = fetch_file(reqs, Path(tmp), env.get("AIRDOCK_REQUIREMENTS_VERSION"))
             cmd = [sys.executable, "-m", "pip", "install", "--no-input", "-r", str(req_file)]
             if env.get("AIRDOCK_CONSTRAINTS"):
                 cmd += ["-c", env["AIRDOCK_CONSTRAINTS"]]
@@ -376,7 +382,7 @@ def configure(env: dict[str, str]) -> dict[str, str]:
     script = env.get("AIRDOCK_STARTUP_SCRIPT")
     if script:
         with tempfile.TemporaryDirectory() as tmp:
-            local = fetch_file(script, Path(tmp))
+            local = fetch_file(script, Path(tmp), env.get("AIRDOCK_STARTUP_SCRIPT_VERSION"))
             timeout = float(env.get("AIRDOCK_STARTUP_TIMEOUT", "300"))
             changed = run_startup_script(local, env, timeout)
         if changed:

@@ -18,7 +18,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from airdock.core.operations import OPERATIONS
+from airdock.core.operations import ALL_OPERATIONS, OPERATIONS
 from e2e.conftest import create_request
 
 ACCOUNT = "000000000000"
@@ -478,7 +478,7 @@ def test_health_answers_unsigned_with_version_and_store(server: Any) -> None:
     assert health["version"] and health["store"] == "ok"
 
 
-def test_openapi_document_is_valid_and_lists_exactly_the_twelve_operations(server: Any) -> None:
+def test_openapi_document_is_valid_and_lists_the_twelve_operations_and_the_extensions(server: Any) -> None:
     response = requests.get(f"{server.endpoint}/_airdock/openapi.json", timeout=5)
     assert response.status_code == 200
     document = response.json()
@@ -487,9 +487,12 @@ def test_openapi_document_is_valid_and_lists_exactly_the_twelve_operations(serve
     validate(document)
     assert document["openapi"].startswith("3.")
     methods = {(method.upper(), path) for path, item in document["paths"].items() for method in item}
-    assert methods == {(op.method, op.path) for op in OPERATIONS}
+    assert methods == {(op.method, op.path) for op in ALL_OPERATIONS}
     operation_ids = {spec["operationId"] for item in document["paths"].values() for spec in item.values()}
-    assert operation_ids == {op.name for op in OPERATIONS}
+    assert operation_ids == {op.name for op in ALL_OPERATIONS}
+    mwaa = {spec["operationId"] for item in document["paths"].values() for spec in item.values()
+            if not spec.get("x-airdock-extension")}
+    assert mwaa == {op.name for op in OPERATIONS}
 
 
 def test_openapi_request_schema_states_the_limits_the_server_enforces(server: Any) -> None:

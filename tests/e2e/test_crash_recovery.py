@@ -9,7 +9,8 @@ import pytest
 
 from airdock.local.sample import EXAMPLE_DAG
 from support.live_server import LiveServer
-from test_environments import BUCKET, _processes_under, create, wait_gone, wait_status
+from support.environments import BUCKET, create, wait_gone, wait_status
+from support.processes import processes_under as _processes_under
 
 pytestmark = pytest.mark.airflow
 

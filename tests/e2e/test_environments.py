@@ -15,13 +15,24 @@ from botocore.exceptions import ClientError
 
 from airdock.local.sample import EXAMPLE_DAG
 from support.airflow_rest import AirflowRest
+from support.environments import BUCKET, create, rest, wait_gone, wait_status
 from support.live_server import LiveServer
-from support.processes import processes_under
+from support.processes import processes_under as _processes_under
 
 pytestmark = pytest.mark.airflow
 
-BUCKET = "airdock-e2e"
-ROLE = "arn:aws:iam::000000000000:role/airdock-e2e"
+SLOW_DAG = """
+from datetime import datetime
+import time
+from airflow import DAG
+try:
+    from airflow.providers.standard.operators.python import PythonOperator
+except ImportError:
+    from airflow.operators.python import PythonOperator
+
+with DAG("slow_task", start_date=datetime(2024, 1, 1), schedule=None, catchup=False) as dag:
+    PythonOperator(task_id="sleep", python_callable=lambda: time.sleep(25))
+"""
 
 
 @pytest.fixture(scope="module")
@@ -30,49 +41,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     bucket = live.bucket(BUCKET)
     (bucket / "dags").mkdir(exist_ok=True)
     (bucket / "dags" / "example_hello.py").write_text(EXAMPLE_DAG)
+    (bucket / "dags" / "slow_task.py").write_text(SLOW_DAG)
     (bucket / "broken-requirements.txt").write_text("airdock-no-such-package-xyz==1.0\n")
     yield live
     live.stop()
     assert not _processes_under(live.data_dir), "environment processes outlived the server"
-
-
-def _processes_under(path: Path) -> list[int]:
-    return processes_under(path)
-
-
-def wait_status(mwaa: Any, name: str, done: set[str], timeout: float = 600) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    env: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        env = mwaa.get_environment(Name=name)["Environment"]
-        if env["Status"] in done:
-            return env
-        time.sleep(2)
-    raise TimeoutError(f"{name} stayed {env.get('Status')}")
-
-
-def wait_gone(mwaa: Any, name: str, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            mwaa.get_environment(Name=name)
-        except ClientError as error:
-            assert error.response["Error"]["Code"] == "ResourceNotFoundException"
-            return
-        time.sleep(1)
-    raise TimeoutError(f"{name} was never deleted")
-
-
-def create(mwaa: Any, name: str, version: str, **extra: Any) -> None:
-    mwaa.create_environment(
-        Name=name, ExecutionRoleArn=ROLE, SourceBucketArn=f"arn:aws:s3:::{BUCKET}", DagS3Path="dags",
-        NetworkConfiguration={"SubnetIds": ["subnet-a", "subnet-b"], "SecurityGroupIds": ["sg-1"]},
-        EnvironmentClass="mw1.micro", AirflowVersion=version, MaxWorkers=2, **extra,
-    )
-
-
-def rest(server: LiveServer, env: dict[str, Any]) -> AirflowRest:
-    return AirflowRest(server.data_dir / "envs" / env["Name"], env["WebserverUrl"], env["AirflowVersion"])
 
 
 def test_given_a_dag_in_the_bucket_when_created_then_available_and_a_retried_task_succeeds(server: LiveServer) -> None:
@@ -105,6 +78,36 @@ def test_given_an_available_environment_when_workers_and_config_change_then_avai
     config = (server.data_dir / "envs" / "e2e3" / "airflow_home" / "airflow.cfg").read_text()
     assert "default_task_retries = 3" in config
     assert rest(server, env).run_dag("example_hello")["state"] == "success"
+
+
+def test_given_a_running_task_when_a_graceful_update_replaces_the_components_then_the_task_finishes_on_its_first_try(server: LiveServer) -> None:
+    mwaa = server.client()
+    env = mwaa.get_environment(Name="e2e3")["Environment"]
+    airflow = rest(server, env)
+    airflow.wait_for_dag("slow_task")
+    assert airflow.call("PATCH", "/dags/slow_task", {"is_paused": False})[0] == 200
+    status, run = airflow.call("POST", "/dags/slow_task/dagRuns", {"logical_date": None})
+    assert status == 200, run
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # the task must really be running when the update starts
+        _, tis = airflow.call("GET", f"/dags/slow_task/dagRuns/{run['dag_run_id']}/taskInstances")
+        if tis["task_instances"] and tis["task_instances"][0]["state"] == "running":
+            break
+        time.sleep(1)
+    mwaa.update_environment(Name="e2e3", AirflowConfigurationOptions={"core.default_task_retries": "2"},
+                            WorkerReplacementStrategy="GRACEFUL")
+    env = wait_status(mwaa, "e2e3", {"AVAILABLE", "UPDATE_FAILED"})
+    assert env["LastUpdate"]["Status"] == "SUCCESS"
+    airflow = rest(server, env)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        _, finished = airflow.call("GET", f"/dags/slow_task/dagRuns/{run['dag_run_id']}")
+        if finished.get("state") in ("success", "failed"):
+            break
+        time.sleep(2)
+    _, tis = airflow.call("GET", f"/dags/slow_task/dagRuns/{run['dag_run_id']}/taskInstances")
+    task = tis["task_instances"][0]
+    assert (finished["state"], task["state"], task["try_number"]) == ("success", "success", 1)
 
 
 def test_given_broken_requirements_when_updated_then_the_update_fails_with_the_pip_error_and_the_old_environment_keeps_running(server: LiveServer) -> None:

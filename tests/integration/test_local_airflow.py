@@ -59,12 +59,16 @@ RETRY_DAG = textwrap.dedent('''
 
 def _wait(predicate: Any, timeout_s: float, what: str, poll_s: float = 1.0) -> Any:
     deadline = time.monotonic() + timeout_s
+    last_error: OSError | None = None
     while True:
-        value = predicate()
+        try:
+            value = predicate()
+        except OSError as exc:  # an API call timing out on a busy machine: ask again
+            value, last_error = None, exc
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+            raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what} (last error: {last_error})")
         time.sleep(poll_s)
 
 
@@ -152,7 +156,7 @@ def test_environment_lifecycle(tmp_path: Path, runtime_cache: RuntimeCache, airf
         # A task that fails once and succeeds on its retry, run by a Celery worker.
         run = _trigger_and_wait(env, "retry_once")
         state = _wait(lambda: (s := _run_state(env, "retry_once", run["dag_run_id"])) in ("success", "failed") and s,
-                      150, "the retry_once run to finish", poll_s=2)
+                      240, "the retry_once run to finish", poll_s=2)
         assert state == "success"
         status, ti = env.api("GET", f"/dags/retry_once/dagRuns/{run['dag_run_id']}/taskInstances/flaky")
         assert status == 200 and ti["try_number"] == 2, ti
@@ -229,7 +233,7 @@ def test_controller_sigkill_then_restart_reaps_and_resumes(tmp_path: Path, runti
         _wait(lambda: env.api("GET", "/dags/retry_once")[0] == 200, 90, "the DAG")
         run = _trigger_and_wait(env, "retry_once")
         state = _wait(lambda: (s := _run_state(env, "retry_once", run["dag_run_id"])) in ("success", "failed") and s,
-                      150, "the run to finish", poll_s=2)
+                      240, "the run to finish", poll_s=2)
         assert state == "success"
     finally:
         proc.kill()

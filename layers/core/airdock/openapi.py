@@ -8,7 +8,7 @@ from typing import Any
 from airdock import __version__
 from airdock.core import constraints as c
 from airdock.core.models import Environment
-from airdock.core.operations import OPERATIONS
+from airdock.core.operations import ALL_OPERATIONS, EXTENSIONS
 
 _PATH_PARAM_SCHEMAS: dict[str, dict[str, Any]] = {
     "Name": {"type": "string", "minLength": 1, "maxLength": 80, "pattern": f"^{c.ENVIRONMENT_NAME}$"},
@@ -49,7 +49,7 @@ def openapi_document() -> dict[str, Any]:
         "type": "object", "properties": {"Environment": {"$ref": "#/components/schemas/Environment"}},
     }
     paths: dict[str, Any] = {}
-    for op in OPERATIONS:
+    for op in ALL_OPERATIONS:
         parameters = [
             {"name": p, "in": "path", "required": True, "schema": _PATH_PARAM_SCHEMAS[p]} for p in op.path_params
         ] + [
@@ -70,6 +70,8 @@ def openapi_document() -> dict[str, Any]:
             },
             "security": [{"sigv4": []}],
         }
+        if op in EXTENSIONS:
+            spec["x-airdock-extension"] = True  # not part of Amazon MWAA's API
         if op.input is not None:
             body = _body_schema(op.input, op.path_params)
             components.update(body["defs"])

@@ -1,39 +1,233 @@
-"""AWS adapters for the Lambda functions, configured from the function's environment."""
+"""AWS adapters for the Lambda functions, configured from the function's environment (the
+variables template.yaml sets; each is documented where it is read)."""
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING, Any
 
 from airdock.aws.buckets import S3Buckets
 from airdock.aws.dynamodb_repository import DynamoDbEnvironmentRepository
 from airdock.aws.events import EventBridgeEvents
+from airdock.aws.metrics import CloudWatchMetrics
 from airdock.aws.workflows import StepFunctionsWorkflows
 from airdock.core.service import EnvironmentService
 from airdock.core.settings import Settings
 
+if TYPE_CHECKING:
+    from airdock.aws.compute import EcsCompute
+    from airdock.aws.worker_pool import EcsWorkerPool
 
-def _required(name: str) -> str:
-    value = os.environ.get(name)
+STATE_MACHINE_VARIABLES = {
+    "create": "AIRDOCK_CREATE_SM_ARN",
+    "update": "AIRDOCK_UPDATE_SM_ARN",
+    "delete": "AIRDOCK_DELETE_SM_ARN",
+}
+
+
+def _required(name: str, environ: dict[str, str] | None = None) -> str:
+    value = (environ if environ is not None else os.environ).get(name)
     if not value:
         raise RuntimeError(f"environment variable {name} must be set for the AWS backend")
     return value
 
 
+class LambdaLifecycleRunner:
+    """LifecycleRunner port on AWS: an asynchronous invocation of the lifecycle function with the
+    event `functions/lifecycle/app.py` runs one operation from (`Lifecycle.run` is idempotent, so
+    Lambda's own retries of a failed asynchronous invocation are harmless)."""
+
+    def __init__(self, function_name: str, client: Any | None = None) -> None:
+        self.function_name = function_name
+        self._client = client
+
+    def start(self, operation: str, name: str) -> None:
+        import json
+
+        if self._client is None:
+            import boto3
+
+            self._client = boto3.client("lambda")
+        event = {"detail-type": "Airdock Lifecycle Operation", "source": "airdock.lifecycle",
+                 "detail": {"Operation": operation, "EnvironmentName": name}}
+        self._client.invoke(FunctionName=self.function_name, InvocationType="Event", Payload=json.dumps(event).encode())
+
+
 def build_service(settings: Settings) -> EnvironmentService:
-    arns = {
-        kind: os.environ[var]
-        for kind, var in (("create", "AIRDOCK_CREATE_SM_ARN"), ("update", "AIRDOCK_UPDATE_SM_ARN"), ("delete", "AIRDOCK_DELETE_SM_ARN"))
-        if os.environ.get(var)
-    }
+    arns = {kind: os.environ[var] for kind, var in STATE_MACHINE_VARIABLES.items() if os.environ.get(var)}
+    lifecycle_function = os.environ.get("AIRDOCK_LIFECYCLE_FUNCTION")
     return EnvironmentService(
         repository=DynamoDbEnvironmentRepository(_required("AIRDOCK_TABLE_NAME")),
         buckets=S3Buckets(),
         events=EventBridgeEvents(os.environ.get("AIRDOCK_EVENT_BUS", "default")),
         settings=settings,
         workflows=StepFunctionsWorkflows(arns) if len(arns) == 3 else None,
+        metrics=CloudWatchMetrics(),
+        # Pause/resume (API) and maintenance (lifecycle schedule) are carried out by the
+        # lifecycle function; without it they stay pending, visibly.
+        lifecycle=LambdaLifecycleRunner(lifecycle_function) if lifecycle_function else None,
     )
 
 
-def build_compute(settings: Settings) -> object:
-    raise RuntimeError(
-        "ECS Fargate compute is not part of this deployment yet; the provisioner cannot run on AWS."
+def compute_from_environ(
+    settings: Settings,
+    environ: dict[str, str] | None = None,
+    clients: dict[str, Any] | None = None,
+    record_attributes: Any = None,
+    busy_workers: Any = None,
+) -> "EcsCompute":
+    """ECS compute from the provisioner function's variables. `clients` (service name -> boto3
+    client) lets tests hand in clients bound to moto."""
+    from airdock.aws.broker import SqsBroker
+    from airdock.aws.compute import EcsCompute, EcsConfig
+    from airdock.aws.database import AuroraDatabases, DatabaseCluster
+    from airdock.aws.logs import CloudWatchLogGroups
+    from airdock.aws.web import AlbWebAccess, LoadBalancer, WebConfig
+
+    env = environ if environ is not None else dict(os.environ)
+    given = clients or {}
+
+    def client(service: str) -> Any:
+        if service not in given:
+            import boto3
+
+            given[service] = boto3.client(service, region_name=settings.region)
+        return given[service]
+
+    https = env.get("AIRDOCK_LISTENER_HTTPS", "false").lower() == "true"
+    public_listener = env.get("AIRDOCK_PUBLIC_LISTENER_ARN") or ""
+    web = AlbWebAccess(
+        WebConfig(
+            vpc_id=_required("AIRDOCK_VPC_ID", env),
+            private=LoadBalancer(_required("AIRDOCK_PRIVATE_LISTENER_ARN", env), _required("AIRDOCK_PRIVATE_ALB_DNS", env), https),
+            public=LoadBalancer(public_listener, _required("AIRDOCK_PUBLIC_ALB_DNS", env), https) if public_listener else None,
+            domain=env.get("AIRDOCK_WEB_DOMAIN") or None,
+            token_endpoints_target_group_arn=env.get("AIRDOCK_TOKEN_ENDPOINTS_TARGET_GROUP_ARN") or None,
+        ),
+        client=client("elbv2"),
     )
+    databases = AuroraDatabases(
+        DatabaseCluster(
+            cluster_arn=_required("AIRDOCK_DB_CLUSTER_ARN", env),
+            admin_secret_arn=_required("AIRDOCK_DB_ADMIN_SECRET_ARN", env),
+            host=_required("AIRDOCK_DB_HOST", env),
+            port=int(env.get("AIRDOCK_DB_PORT", "5432")),
+        ),
+        rds_data=client("rds-data"),
+        secretsmanager=client("secretsmanager"),
+    )
+    return EcsCompute(
+        EcsConfig(
+            cluster=_required("AIRDOCK_ECS_CLUSTER", env),
+            image_repository=_required("AIRDOCK_AIRFLOW_IMAGE_REPOSITORY", env),
+            task_execution_role_arn=_required("AIRDOCK_TASK_EXECUTION_ROLE_ARN", env),
+            region=settings.region,
+            account_id=settings.account_id,
+            partition=settings.partition,
+            cpu_architecture=env.get("AIRDOCK_CPU_ARCHITECTURE", "X86_64"),
+        ),
+        broker=SqsBroker(client("sqs")),
+        databases=databases,
+        logs=CloudWatchLogGroups(int(env.get("AIRDOCK_LOG_RETENTION_DAYS", "30")), client("logs")),
+        web=web,
+        ecs=client("ecs"),
+        ec2=client("ec2"),
+        ecr=client("ecr"),
+        secretsmanager=client("secretsmanager"),
+        record_attributes=record_attributes,
+        busy_workers=busy_workers,
+    )
+
+
+def build_compute(settings: Settings) -> "EcsCompute":
+    def record_attributes(name: str, attributes: dict[str, str]) -> None:
+        # The Compute port has no channel for resource attributes (e.g. CeleryExecutorQueue),
+        # so they are written to the record here, through the same service the steps use.
+        from airdock.wiring import environment_service
+
+        def apply(record: Any) -> None:
+            for key, value in attributes.items():
+                setattr(record.environment, key, value)
+
+        environment_service().update_internal(name, apply)
+
+    return compute_from_environ(settings, record_attributes=record_attributes)
+
+
+# ---------------------------------------------------------------------------- autoscaler
+
+
+def worker_pool_from_environ(settings: Settings, environ: dict[str, str] | None = None,
+                             clients: dict[str, Any] | None = None) -> "EcsWorkerPool":
+    """The ECS worker pool from the autoscaler's (or lifecycle's) variables: AIRDOCK_ECS_CLUSTER
+    and AIRDOCK_DB_CLUSTER_ARN (task counts through the RDS Data API)."""
+    from airdock.aws.worker_pool import EcsWorkerPool, MetadataTaskCounts
+
+    env = environ if environ is not None else dict(os.environ)
+    given = clients if clients is not None else {}
+
+    def client(service: str) -> Any:
+        if service not in given:
+            import boto3
+
+            given[service] = boto3.client(service, region_name=settings.region)
+        return given[service]
+
+    counts = MetadataTaskCounts(_required("AIRDOCK_DB_CLUSTER_ARN", env), client("rds-data"), client("secretsmanager"))
+    return EcsWorkerPool(client("ecs"), _required("AIRDOCK_ECS_CLUSTER", env), task_counts=counts, sqs=client("sqs"))
+
+
+def build_autoscaler_adapters(settings: Settings, environ: dict[str, str] | None = None,
+                              clients: dict[str, Any] | None = None) -> tuple[Any, Any, Any]:
+    """(metrics, pool, decisions) for functions/autoscaler. Decisions are not stored on AWS yet:
+    each one is a JSON log line in the function's log group (autoscaling.step logs it)."""
+    given = clients if clients is not None else {}
+    pool = worker_pool_from_environ(settings, environ, given)
+    from airdock.aws.metrics import ReadYourWritesMetrics
+
+    metrics = ReadYourWritesMetrics(CloudWatchMetrics(given.get("cloudwatch")))
+    return metrics, pool, None
+
+
+def publish_task_metrics(repository: Any, metrics: Any, pool: Any, now: float | None = None) -> int:
+    """Sample QueuedTasks/RunningTasks (and WorkerCount) of every AVAILABLE environment into the
+    Metrics port, just before the autoscaler decides: on AWS nothing else publishes them.
+    Returns the number of points written."""
+    import time
+
+    from airdock.core import autoscaling, status
+    from airdock.core.ports import MetricPoint
+
+    at = time.time() if now is None else now
+    points: list[MetricPoint] = []
+    after: str | None = None
+    while True:
+        names = repository.list_names(100, after)
+        if not names:
+            break
+        after = names[-1]
+        for name in names:
+            record = repository.get(name)
+            if record is None or record.environment.Status != status.AVAILABLE:
+                continue
+            try:
+                queued, running = pool.queued_and_running(name)
+            except Exception as exc:  # the decision then holds (no fresh metrics), as designed
+                import logging
+
+                logging.getLogger(__name__).warning("no task counts for %s: %s", name, exc)
+                continue
+            # Dimension Environment only: the series CloudWatchMetrics.query reads.
+            points += [MetricPoint(name, autoscaling.QUEUED, float(queued), at, unit="Count"),
+                       MetricPoint(name, autoscaling.RUNNING, float(running), at, unit="Count")]
+    if points:
+        metrics.put(points)
+    return len(points)
+
+
+def build_lifecycle_compute(settings: Settings) -> "EcsCompute":
+    """ECS compute for the lifecycle function: a GRACEFUL maintenance restart protects exactly
+    the busy workers (from the worker pool's task counts)."""
+    compute = build_compute(settings)
+    pool = worker_pool_from_environ(settings, clients={"ecs": compute.ecs, "secretsmanager": compute.sm})
+    compute.busy_workers = pool.busy_worker_tasks
+    return compute

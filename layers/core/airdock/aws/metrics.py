@@ -83,3 +83,30 @@ class CloudWatchMetrics:
         ):
             found.update(m["MetricName"] for m in page["Metrics"])
         return sorted(found)
+
+
+class ReadYourWritesMetrics:
+    """CloudWatch with this process's own recent writes merged into reads.
+
+    CloudWatch is eventually consistent: a point put a moment ago may not be returned by
+    GetMetricData yet (and its EndTime is exclusive). The autoscaler samples QueuedTasks /
+    RunningTasks and decides on them within one invocation, so it reads through this."""
+
+    def __init__(self, inner: CloudWatchMetrics) -> None:
+        self.inner = inner
+        self._written: list[MetricPoint] = []
+
+    def put(self, points: list[MetricPoint]) -> None:
+        self.inner.put(points)
+        self._written += [p for p in points if not p.dimensions]
+
+    def query(self, environment: str, name: str, since: float, until: float | None = None) -> list[MetricPoint]:
+        stored = self.inner.query(environment, name, since, until)
+        seen = {round(p.timestamp, 3) for p in stored}
+        end = float("inf") if until is None else until
+        mine = [p for p in self._written if p.environment == environment and p.name == name
+                and since <= p.timestamp <= end and round(p.timestamp, 3) not in seen]
+        return sorted(stored + mine, key=lambda p: p.timestamp)
+
+    def names(self, environment: str) -> list[str]:
+        return sorted(set(self.inner.names(environment)) | {p.name for p in self._written if p.environment == environment})

@@ -179,9 +179,15 @@ class ResourceArnInput(Request):
     ResourceArn: EnvironmentArnT
 
 
+REST_API_PATH_MAX = 2048
+
+
 class InvokeRestApiInput(Request):
     Name: EnvironmentNameT
-    Path: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    # The service model says max 64, but the Amazon provider's own DAG-run waiter sends
+    # `/dags/{dag_id}/dagRuns/{run_id}`, which passes 64 for a manual run of any DAG id longer than
+    # 11 characters; MwaaTriggerDagRunOperator(wait_for_completion=True) must work, so allow more.
+    Path: Annotated[str, StringConstraints(min_length=1, max_length=REST_API_PATH_MAX)]
     Method: Literal["GET", "PUT", "POST", "PATCH", "DELETE"]
     QueryParameters: Optional[dict[str, Any]] = None
     Body: Optional[dict[str, Any]] = None

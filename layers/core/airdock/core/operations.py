@@ -1,7 +1,9 @@
-"""The 12 MWAA operations: HTTP binding and shapes, in one table.
+"""The 12 MWAA operations and Airdock's extensions: HTTP binding and shapes, in one table.
 
 The API function's routes and the OpenAPI document both derive from it (a test checks the
-function registers exactly these routes).
+function registers exactly these routes). `OPERATIONS` is MWAA's API and nothing else (a test
+compares it with botocore's service model); `EXTENSIONS` are Airdock's own operations, signed
+the same way, on paths MWAA does not use.
 """
 from __future__ import annotations
 
@@ -66,3 +68,14 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("PublishMetrics", "POST", "/metrics/environments/{EnvironmentName}", m.PublishMetricsInput, ("EnvironmentName",),
               output=_EMPTY, errors=("ValidationException", "ResourceNotFoundException", "ServiceUnavailableException")),
 )
+
+_STATUS = {"type": "object", "properties": {"Arn": {"type": "string"}, "Status": {"type": "string"}}}
+
+EXTENSIONS: tuple[Operation, ...] = (
+    Operation("PauseEnvironment", "POST", "/environments/{Name}/pause", None, ("Name",), output=_STATUS,
+              errors=("ValidationException", "ResourceNotFoundException")),
+    Operation("ResumeEnvironment", "POST", "/environments/{Name}/resume", None, ("Name",), output=_STATUS,
+              errors=("ValidationException", "ResourceNotFoundException")),
+)
+
+ALL_OPERATIONS: tuple[Operation, ...] = OPERATIONS + EXTENSIONS

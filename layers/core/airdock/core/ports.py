@@ -149,3 +149,66 @@ class Metrics(Protocol):
         """Points of one metric of one environment in [since, until], oldest first."""
 
     def names(self, environment: str) -> list[str]: ...
+
+
+# ---- Celery worker pool (autoscaling) ------------------------------------------------------------
+
+WorkerState = Literal["active", "draining", "stopped"]
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """One Celery worker of an environment, as the autoscaler sees it.
+
+    active: consumes tasks. draining: told to stop consuming, finishing what it runs.
+    stopped: gone (exited or crashed) but not yet released (forgotten) by the pool.
+    """
+
+    id: str
+    busy_tasks: int
+    state: WorkerState = "active"
+    protected: bool = False
+    started_at: float | None = None     # epoch seconds
+    draining_since: float | None = None  # epoch seconds; set while state == "draining"
+
+
+class WorkerPool(Protocol):
+    """The Celery workers of environments: ECS tasks on AWS, supervised processes locally.
+
+    Scale-in never kills a running task: the autoscaler protects a busy worker, drains it (it
+    stops consuming, its tasks run to the end) and releases it once it runs nothing. Every method
+    is idempotent, because a tick may be repeated after a crash.
+    """
+
+    def workers(self, environment: str) -> list[WorkerInfo]: ...
+
+    def queued_and_running(self, environment: str) -> tuple[int, int]:
+        """Tasks queued in the executor/broker and task instances running, as MWAA's
+        `QueuedTasks`/`RunningTasks` metrics count them."""
+
+    def scale_out(self, environment: str, count: int) -> list[str]:
+        """Start `count` more workers; returns their ids."""
+
+    def drain(self, environment: str, worker_id: str) -> None:
+        """Stop the worker consuming new tasks; the tasks it runs go on to the end."""
+
+    def resume(self, environment: str, worker_id: str) -> bool:
+        """Take a draining worker back into service (Celery add_consumer): capacity without a
+        start-up. False if this pool cannot (a new worker is started instead)."""
+
+    def release(self, environment: str, worker_id: str, force: bool = False) -> bool:
+        """Remove a drained worker that runs nothing (True once it is gone). With `force`, stop it
+        even if it still runs tasks (only past the maximum drain time)."""
+
+    def protect(self, environment: str, worker_id: str, on: bool) -> None:
+        """Scale-in protection: while on, nothing but `release(force=True)` may stop the worker
+        (ECS task scale-in protection on AWS)."""
+
+
+class DecisionLog(Protocol):
+    """Where autoscaler decisions (inputs, decision, reason) are kept for inspection and replay."""
+
+    def record(self, event: dict[str, Any]) -> None: ...
+
+    def recent(self, environment: str, limit: int = 20) -> list[dict[str, Any]]:
+        """The newest `limit` decisions of one environment, newest first."""

@@ -9,7 +9,7 @@ import base64
 import binascii
 import logging
 import uuid
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from airdock.core import catalog, rules, status
 from airdock.core.errors import (
@@ -47,6 +47,9 @@ from airdock.core.ports import (
 )
 from airdock.core.settings import Settings
 
+if TYPE_CHECKING:
+    from airdock.core.authorization import Authorizer, Target
+
 log = logging.getLogger(__name__)
 
 LOG_MODULES: dict[str, str] = {
@@ -61,6 +64,11 @@ _RETRIES = 8
 
 
 class EnvironmentService:
+    # Authorization of each request (core/authorization.py): set by deployments that evaluate
+    # identity policies themselves (local: per-access-key policies). None = the front door has
+    # already authorized the caller (AWS: API Gateway AWS_IAM runs IAM before the Lambda).
+    authorizer: "Authorizer | None" = None
+
     def __init__(
         self,
         repository: EnvironmentRepository,
@@ -71,6 +79,7 @@ class EnvironmentService:
         clock: Clock | None = None,
         data_plane: Any | None = None,
         metrics: Metrics | None = None,
+        lifecycle: Any | None = None,
     ) -> None:
         self.repository = repository
         self.buckets = buckets
@@ -80,12 +89,20 @@ class EnvironmentService:
         self.clock = clock or SystemClock()
         self.data_plane = data_plane
         self.metrics = metrics
+        # LifecycleRunner (core/lifecycle.py): carries pause/resume/maintenance out asynchronously.
+        self.lifecycle = lifecycle
+
+    def authorize(self, caller: Caller, target: "Target") -> None:
+        """Raise AccessDenied unless `caller` may perform `target` (no-op without an authorizer)."""
+        if self.authorizer is not None:
+            self.authorizer.authorize(caller, target)
 
     # ---------------------------------------------------------------- control plane
 
     def create_environment(self, request: CreateEnvironmentInput, caller: Caller | None = None) -> dict[str, Any]:
         env = self._new_environment(request)
         rules.check_environment(env)
+        _check_schedule_tags(env.Tags)
         self._check_sources(env)
         record = EnvironmentRecord(environment=env)
         try:
@@ -142,6 +159,8 @@ class EnvironmentService:
         return {}
 
     def tag_resource(self, arn: str, tags: dict[str, str]) -> dict[str, Any]:
+        _check_schedule_tags(tags)
+
         def add(record: EnvironmentRecord) -> None:
             merged = {**record.environment.Tags, **tags}
             if len(merged) > 50:
@@ -162,6 +181,67 @@ class EnvironmentService:
 
     def list_tags_for_resource(self, arn: str) -> dict[str, Any]:
         return {"Tags": dict(self._load(self._name_for_arn(arn)).environment.Tags)}
+
+    # ---------------------------------------------------------------- Airdock extensions
+
+    def pause_environment(self, name: str, caller: Caller | None = None) -> dict[str, Any]:
+        """Stop every component (zero compute), keep metadata and DAG history; status PENDING.
+
+        MWAA has no pause: this is an Airdock extension (POST /environments/{Name}/pause). A
+        paused environment can be resumed, updated (the update starts it) or deleted.
+        """
+        record = self._load(name)
+        current = record.environment.Status
+        if current == status.PENDING:
+            return {"Arn": record.environment.Arn, "Status": status.PENDING}  # already paused (or pausing)
+        if current not in (status.AVAILABLE, status.UNAVAILABLE):
+            raise ValidationError(
+                f"Environment {name} is in {current} status; only an AVAILABLE or UNAVAILABLE environment can be paused."
+            )
+
+        def mark(r: EnvironmentRecord) -> None:
+            r.internal["lifecycle"] = {"operation": "pause", "state": "running", "started": self._now()}
+            r.environment.StatusReason = "Pausing: stopping Airflow components"
+
+        self._transition_or_busy(name, status.PENDING, frozenset({current}), mark)
+        self.start_lifecycle("pause", name)
+        return {"Arn": record.environment.Arn, "Status": status.PENDING}
+
+    def resume_environment(self, name: str, caller: Caller | None = None) -> dict[str, Any]:
+        """Start a paused environment's components again; AVAILABLE once Airflow is healthy."""
+        record = self._load(name)
+        env = record.environment
+        running = record.internal.get("lifecycle") or {}
+        if env.Status != status.PENDING:
+            raise ValidationError(f"Environment {name} is in {env.Status} status; only a paused (PENDING) environment can be resumed.")
+        if running.get("state") == "running":
+            if running.get("operation") == "resume":
+                return {"Arn": env.Arn, "Status": status.PENDING}  # already resuming
+            raise ValidationError(f"Environment {name} is still pausing; resume it when the pause completes.")
+
+        def mark(r: EnvironmentRecord) -> None:
+            if (r.internal.get("lifecycle") or {}).get("state") == "running":
+                raise ValidationError(f"Environment {name} is being changed by another request; try again.")
+            r.internal["lifecycle"] = {"operation": "resume", "state": "running", "started": self._now()}
+            r.environment.StatusReason = "Resuming: starting Airflow components"
+
+        self._mutate(name, mark)
+        self.start_lifecycle("resume", name)
+        return {"Arn": env.Arn, "Status": status.PENDING}
+
+    def start_lifecycle(self, operation: str, name: str) -> None:
+        if self.lifecycle is None:
+            # No lifecycle runner in this deployment (control-plane-only): the change stays pending, visibly.
+            return
+        self.lifecycle.start(operation, name)
+
+    def _transition_or_busy(
+        self, name: str, new_status: str, expect: frozenset[str], mutate: Callable[[EnvironmentRecord], None]
+    ) -> EnvironmentRecord:
+        try:
+            return self.transition(name, new_status, expect=expect, mutate=mutate)
+        except status.IllegalTransition:
+            raise ValidationError(f"Environment {name} changed status meanwhile; try again.") from None
 
     # ---------------------------------------------------------------- into Airflow
 
@@ -435,6 +515,16 @@ class EnvironmentService:
             if _escapes(key) or not self.buckets.object_exists(bucket, key, version):
                 where = f" (version {version})" if version else ""
                 raise ValidationError(f"Invalid {member}: {key}{where} was not found in bucket {bucket}.")
+
+
+def _check_schedule_tags(tags: dict[str, str]) -> None:
+    """Pause/resume schedule tags must be cron expressions: a typo fails the TagResource (or
+    Terraform apply) now instead of silently never firing."""
+    from airdock.core import schedules  # croniter is needed only when schedules are used
+
+    for tag in schedules.SCHEDULE_TAGS:
+        if tag in tags:
+            schedules.check_cron(tags[tag], tag)
 
 
 def _escapes(key: str) -> bool:

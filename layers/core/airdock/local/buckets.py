@@ -14,6 +14,10 @@ class LocalBuckets:
 
     def path(self, bucket: str, key: str = "", version: str | None = None) -> Path:
         base = (self.root / bucket).resolve()
+        # The bucket is one folder directly under the buckets root: names like '..' or '.'
+        # (which MWAA's SourceBucketArn pattern lets through) must not reach the data dir.
+        if base.parent != self.root.resolve() or bucket.startswith("."):
+            raise ValueError(f"bucket {bucket!r} is not a bucket name")
         target = (base / key).resolve() if key else base
         # Keys that climb out of the bucket (../) are refused here as well as in the domain.
         if target != base and base not in target.parents:

@@ -6,11 +6,13 @@ import logging
 import os
 import shutil
 import threading
+import zipfile
 from pathlib import Path
 from typing import Any, Callable
 
 from airdock.core import catalog, status
 from airdock.core.errors import ProvisioningError
+from airdock.core.logs import module_levels
 from airdock.core.models import Environment
 from airdock.core.ports import EnvironmentRepository, Health
 from airdock.local.airflow_env import AirflowEnvError, AirflowEnvSpec, LocalAirflowEnvironment
@@ -25,6 +27,22 @@ Progress = Callable[[str], None]
 # How long a GRACEFUL replacement waits for running tasks before it stops a worker anyway.
 GRACEFUL_TIMEOUT_S = float(os.environ.get("AIRDOCK_GRACEFUL_TIMEOUT", str(12 * 3600)))
 FORCED_TIMEOUT_S = 10.0
+# How long a pause waits for running tasks before stopping their workers anyway: a pause is a
+# request to free the machine now, not to drain a 12-hour task (Airflow retries what was cut off).
+PAUSE_GRACE_S = float(os.environ.get("AIRDOCK_PAUSE_GRACE", "60"))
+
+
+def unsafe_zip_entries(zip_path: Path) -> list[str]:
+    """Entries of a zip that would land outside the folder it is unpacked into."""
+    root = Path("/plugins-root")
+    bad = []
+    with zipfile.ZipFile(zip_path) as archive:
+        for name in archive.namelist():
+            normalised = name.replace("\\", "/")
+            target = os.path.normpath(root / normalised)
+            if normalised.startswith("/") or (target != str(root) and not target.startswith(str(root) + "/")):
+                bad.append(name)
+    return bad
 
 
 def runtime_cache_dir() -> Path:
@@ -37,6 +55,7 @@ class LocalCompute:
         self.buckets = buckets
         self.runtimes = runtimes or RuntimeCache(runtime_cache_dir())
         self._envs: dict[str, LocalAirflowEnvironment] = {}
+        self._paused: set[str] = set()  # stopped by pause(); started again by start/replace/restart
         self._lock = threading.RLock()
 
     # ------------------------------------------------------------------ translation
@@ -70,7 +89,26 @@ class LocalCompute:
             dags_source=str(dags),
             plugins_zip=self._object(env, env.PluginsS3Path, env.PluginsS3ObjectVersion),
             startup_script=self._object(env, env.StartupScriptS3Path, env.StartupScriptS3ObjectVersion),
+            # Each module's LogLevel becomes its components' Airflow logging level.
+            log_levels=module_levels(env),
         )
+
+    def check_plugins(self, env: Environment) -> None:
+        """Refuse a plugins.zip with entries that would unpack outside the plugins folder (zip
+        slip) before anything is built, with the entry named. The entrypoint refuses it again
+        when it unpacks (defence in depth: it also runs on AWS, where this step does not)."""
+        path = self._object(env, env.PluginsS3Path, env.PluginsS3ObjectVersion)
+        if path is None:
+            return
+        try:
+            bad = unsafe_zip_entries(Path(path))
+        except zipfile.BadZipFile:
+            raise ProvisioningError("PLUGINS_INVALID", f"{env.PluginsS3Path} is not a zip archive.") from None
+        if bad:
+            raise ProvisioningError(
+                "PLUGINS_INVALID",
+                f"{env.PluginsS3Path} has entries that would be written outside the plugins folder "
+                f"(absolute paths or '..'): {', '.join(repr(b) for b in bad[:5])}. Rebuild the archive with relative paths.")
 
     def _runtime(self, env: Environment, progress: Progress) -> Any:
         try:
@@ -95,6 +133,7 @@ class LocalCompute:
         env_dir = self.envs_dir / env.Name
         env_dir.mkdir(parents=True, exist_ok=True)
         self.spec(env)  # the sources must still be there
+        self.check_plugins(env)
         with self._lock:
             managed = env.Name in self._envs
         if not managed:
@@ -132,6 +171,7 @@ class LocalCompute:
         return Health(bool(report["healthy"]), detail)
 
     def preflight(self, env: Environment, progress: Progress) -> None:
+        self.check_plugins(env)
         progress("pre-flight: resolving requirements")
         candidate = self._environment(env, progress)
         progress("pre-flight: loading DAGs and plugins in a throw-away process")
@@ -147,17 +187,25 @@ class LocalCompute:
         candidate = self._environment(env, progress)
         with self._lock:
             current = self._envs.get(env.Name)
-        if current is not None and _same_except_workers(current, candidate):
+        # A paused environment runs nothing: even a worker-count change must start it fully.
+        if current is not None and env.Name not in self._paused and _same_except_workers(current, candidate):
             progress(f"scaling workers to at least {env.MinWorkers}")
             current.spec = candidate.spec
             current.set_workers(max(env.MinWorkers, min(current.worker_count(), env.MaxWorkers)), wait=False)
             return
+        self._swap(env.Name, current, candidate, strategy, progress)
+
+    def _swap(self, name: str, current: LocalAirflowEnvironment | None, candidate: LocalAirflowEnvironment,
+              strategy: str, progress: Progress) -> None:
         grace = GRACEFUL_TIMEOUT_S if strategy == "GRACEFUL" else FORCED_TIMEOUT_S
         if current is not None:
+            # Workers drain first (warm shutdown) while the API server and database stay up: on
+            # Airflow 3 a running task reports to the API server until it finishes.
             progress(f"stopping components ({strategy.lower()})")
             current.stop(grace_s=grace)
         with self._lock:
-            self._envs[env.Name] = candidate
+            self._envs[name] = candidate
+            self._paused.discard(name)
         try:
             if current is not None and current.runtime.airflow_version == candidate.runtime.airflow_version:
                 # Same Airflow: the schema is already current, so skip the migration (seconds).
@@ -167,6 +215,30 @@ class LocalCompute:
             candidate.start(progress)
         except AirflowEnvError as exc:
             raise ProvisioningError("COMPONENT_START_FAILED", str(exc)) from None
+
+    def restart(self, env: Environment, strategy: str, progress: Progress) -> None:
+        """Maintenance: restart every component onto `env` even when nothing changed (a new
+        patch release, or the same one: the restart itself is the maintenance)."""
+        candidate = self._environment(env, progress)
+        with self._lock:
+            current = self._envs.get(env.Name)
+        self._swap(env.Name, current, candidate, strategy, progress)
+
+    def pause(self, env: Environment) -> None:
+        """Stop every process of the environment, PostgreSQL included; keep its files (metadata
+        database, logs, secrets, ports), so resume finds all history."""
+        with self._lock:
+            airflow = self._envs.get(env.Name)
+            self._paused.add(env.Name)
+        if airflow is not None:
+            airflow.stop(grace_s=PAUSE_GRACE_S)
+        # Also after a restart of Airdock (nothing managed yet): whatever is left must go.
+        reap_orphans(self.envs_dir / env.Name)
+
+    def resume(self, env: Environment, progress: Progress) -> None:
+        self.start(env, progress)
+        with self._lock:
+            self._paused.discard(env.Name)
 
     def stop(self, env: Environment) -> None:
         with self._lock:
@@ -233,6 +305,17 @@ class LocalCompute:
             thread.start()
         for thread in threads:
             thread.join()
+
+    def worker_pool(self) -> Any:
+        """The Celery workers of the environments run here, as the autoscaler's WorkerPool port
+        (one instance: it remembers which workers it drains and protects)."""
+        with self._lock:
+            pool = self.__dict__.get("_worker_pool")
+            if pool is None:
+                from airdock.local.worker_pool import LocalWorkerPool
+
+                pool = self._worker_pool = LocalWorkerPool(self.environment)
+            return pool
 
 
 def _same_except_workers(current: LocalAirflowEnvironment, candidate: LocalAirflowEnvironment) -> bool:

@@ -14,6 +14,8 @@ from airdock.local.credentials import KeyStore
 from airdock.local.data_plane import LocalDataPlane
 from airdock.local.events import LocalEventLog
 from airdock.local.functions import load_function
+from airdock.local.lifecycle_loop import LocalLifecycleRunner, OffsetClock
+from airdock.local.logs import LocalLogs
 from airdock.local.metrics_store import SqliteMetrics
 from airdock.local.sqlite_repository import SqliteEnvironmentRepository
 
@@ -50,6 +52,20 @@ class LocalContext:
             workflows=_LazyWorkflows(self) if provision else None,
         )
         self.provision = provision
+        # Per-access-key IAM-style policies (airdock keys); the root key stays unrestricted.
+        from airdock.core.authorization import Authorizer
+
+        self.service.authorizer = Authorizer(self.keys.policies_for, settings.partition, settings.region,
+                                             settings.account_id)
+        self.service.data_plane.authorizer = self.service.authorizer
+        # Lifecycle (issue 8): pause/resume/maintenance run on threads through the lifecycle
+        # function; module logs are routed into files; the clock is injectable (lifecycle_loop.py).
+        self.logs = LocalLogs(self.data_dir / "envs")
+        self.lifecycle_clock: Any = OffsetClock.from_environ()
+        self._lifecycle: Any | None = None
+        self._lifecycle_loops: list[Any] = []
+        if provision:
+            self.service.lifecycle = LocalLifecycleRunner(lambda: self.lifecycle)
 
     @property
     def compute(self) -> Any:
@@ -85,14 +101,128 @@ class LocalContext:
         resumed = self.engine.resume_unfinished()
         if resumed:
             log.info("resumed %d interrupted workflow(s)", len(resumed))
+        self._start_lifecycle()
+        self._start_autoscaling()
 
     def close(self) -> None:
         """Stop background work and every environment's processes; unfinished workflows are
         resumed, and AVAILABLE environments restarted, by the next start."""
+        self._stop_lifecycle()
         if self._engine is not None:
             self._engine.close()
         if self._compute is not None:
             self._compute.close()
+
+    def authorize_extension(self, access_key_id: str, name: str) -> None:
+        """Airdock's signed read-only extensions (workers, metrics, events, logs of one
+        environment) are authorized as `airflow:GetEnvironment` on that environment: they show
+        what GetEnvironment's caller may see anyway. Raises AccessDenied."""
+        from airdock.core.authorization import Target
+        from airdock.core.ports import Caller
+
+        key = self.keys.lookup(access_key_id)
+        caller = Caller(access_key_id=access_key_id, principal_arn=key.principal_arn if key else "anonymous")
+        self.service.authorize(caller, Target("GetEnvironment", name))
+
+    # ---- worker autoscaling (issue 7) ---------------------------------------------------------
+
+    @property
+    def decision_log(self) -> Any:
+        if getattr(self, "_decision_log", None) is None:
+            from airdock.local.metrics_collector import SqliteDecisionLog
+
+            self._decision_log = SqliteDecisionLog(self.repository.db)
+        return self._decision_log
+
+    def autoscaling_config(self) -> Any:
+        from airdock.core.autoscaling import AutoscalingConfig
+
+        # Locally metrics arrive every few seconds: older than 30 s means the collector stalled.
+        return AutoscalingConfig.from_environ(max_metric_age_s=30.0)
+
+    def _start_autoscaling(self) -> None:
+        """The metrics collector and the autoscaler handler, each on its own loop
+        (AIRDOCK_AUTOSCALER=off disables both)."""
+        if os.environ.get("AIRDOCK_AUTOSCALER", "on").lower() in ("0", "off", "false", "no"):
+            return
+        from airdock.core.ports import SystemClock
+        from airdock.local.metrics_collector import MetricsCollector, PeriodicTask
+
+        pool = self.compute.worker_pool()
+        collector = MetricsCollector(self.repository, pool, self.metrics)
+        function = load_function("autoscaler")
+        config = self.autoscaling_config()
+        decisions = self.decision_log
+
+        def autoscale() -> None:
+            function.handler({"source": "airdock.local", "detail-type": "Scheduled Event"}, None,
+                             repository=self.repository, metrics=self.metrics, pool=pool,
+                             decisions=decisions, clock=SystemClock(), config=config)
+
+        self._loops = [
+            PeriodicTask("metrics-collector", float(os.environ.get("AIRDOCK_METRICS_INTERVAL_S", "5")),
+                         collector.collect_once).start(),
+            PeriodicTask("autoscaler", float(os.environ.get("AIRDOCK_AUTOSCALER_INTERVAL_S", "5")),
+                         autoscale).start(),
+        ]
+
+    def worker_status(self, name: str) -> dict[str, Any] | None:
+        """Current/desired workers and the last decisions (the `/_airdock/.../workers` extension)."""
+        import time
+
+        from airdock.core import autoscaling, catalog
+
+        record = self.repository.get(name)
+        if record is None:
+            return None
+        env = record.environment
+        tpw = catalog.tasks_per_worker(env.EnvironmentClass, env.AirflowConfigurationOptions)
+        try:
+            return autoscaling.describe(name, now=time.time(), tasks_per_worker=tpw, min_workers=env.MinWorkers,
+                                        max_workers=env.MaxWorkers, metrics=self.metrics,
+                                        pool=self.compute.worker_pool(), decisions=self.decision_log,
+                                        config=self.autoscaling_config())
+        except Exception as exc:  # not running here (yet): the record's numbers, no pool
+            return {"Name": name, "MinWorkers": env.MinWorkers, "MaxWorkers": env.MaxWorkers,
+                    "TasksPerWorker": tpw, "CurrentWorkers": 0, "DrainingWorkers": 0, "DesiredWorkers": None,
+                    "QueuedTasks": None, "RunningTasks": None, "Workers": [],
+                    "LastDecisions": self.decision_log.recent(name, 10), "Detail": str(exc)}
+
+
+    # ---- lifecycle, module logs, health metrics (issue 8) -------------------------------------
+
+    @property
+    def lifecycle(self) -> Any:
+        if self._lifecycle is None:
+            from airdock.core.lifecycle import Lifecycle
+
+            self._lifecycle = Lifecycle(self.service, self.compute, self.lifecycle_clock)
+        return self._lifecycle
+
+    def _start_lifecycle(self) -> None:
+        """The lifecycle loop (maintenance windows, schedules), the log router and the
+        SchedulerHeartbeat/DAGParseTime collector, each on its own thread."""
+        from airdock.local.airflow_metrics import AirflowHealthMetrics
+        from airdock.local.lifecycle_loop import LifecycleLoop, interval_from_environ
+        from airdock.local.logs import LogRouterLoop
+        from airdock.local.metrics_collector import PeriodicTask
+
+        loop = LifecycleLoop(lambda: self.lifecycle, self.lifecycle_clock, interval_from_environ(),
+                             self.settings.region, self.settings.account_id)
+        loop.start()
+        router = LogRouterLoop(self.logs, self.repository)
+        health = AirflowHealthMetrics(self.repository, self.compute.environment, self.metrics)
+        self._lifecycle_loops = [
+            loop,
+            PeriodicTask("log-router", float(os.environ.get("AIRDOCK_LOG_ROUTE_INTERVAL_S", "1")), router.route_all).start(),
+            PeriodicTask("airflow-health-metrics", float(os.environ.get("AIRDOCK_HEALTH_METRICS_INTERVAL_S", "15")),
+                         health.collect_once).start(),
+        ]
+
+    def _stop_lifecycle(self) -> None:
+        for loop in self._lifecycle_loops:
+            (loop.close if hasattr(loop, "close") else loop.stop)()
+        self._lifecycle_loops = []
 
 
 class _LazyWorkflows:

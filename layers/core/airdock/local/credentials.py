@@ -12,6 +12,11 @@ import secrets
 import string
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from airdock.core.authorization import Policy
+    from airdock.core.ports import Caller
 
 PROFILE = "airdock"
 
@@ -46,10 +51,14 @@ def write_private(path: Path, text: str) -> None:
 
 class KeyStore:
     def __init__(self, data_dir: Path, account_id: str) -> None:
+        from airdock.local.keys import KeysFile  # keys.py builds on this module's helpers
+
         self.path = data_dir / "credentials"
         self.account_id = account_id
         self.created = False
         self.root = self._load_root()
+        # Keys made with `airdock keys create` (keys.json), each with its own policy.
+        self.managed = KeysFile(data_dir, account_id)
 
     @property
     def root_principal(self) -> str:
@@ -75,7 +84,20 @@ class KeyStore:
         return key
 
     def lookup(self, access_key_id: str) -> AccessKey | None:
-        return self.root if access_key_id == self.root.access_key_id else None
+        if access_key_id == self.root.access_key_id:
+            return self.root
+        managed = self.managed.get(access_key_id)
+        if managed is None:
+            return None
+        return AccessKey(managed.access_key_id, managed.secret_access_key, managed.principal_arn)
+
+    def policies_for(self, caller: Caller) -> list[Policy] | None:
+        """The authorization PolicySource: None (unrestricted) for the root key, the key's
+        policies for a managed key, and nothing (deny everything) for any other caller."""
+        if caller.access_key_id == self.root.access_key_id:
+            return None
+        managed = self.managed.get(caller.access_key_id)
+        return managed.policies if managed is not None else []
 
     def secret_for(self, access_key_id: str) -> str | None:
         key = self.lookup(access_key_id)

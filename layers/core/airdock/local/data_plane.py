@@ -50,6 +50,9 @@ class _Target:
 
 
 class LocalDataPlane:
+    # Set by the local context: per-access-key policies decide the Airflow role (see _role).
+    authorizer: Any | None = None
+
     def __init__(self, envs_dir: Path, compute: Callable[[], Any], role_policy_file: Path,
                  clock: Callable[[], float] = time.time) -> None:
         self.envs_dir = envs_dir
@@ -71,8 +74,16 @@ class LocalDataPlane:
             raise ValidationError(f"{self.role_policy_file.name} is not valid JSON: {exc}") from None
         return policy if isinstance(policy, dict) else {}
 
-    def _role(self, record: EnvironmentRecord, caller: Caller) -> str:
-        return airflow_role(caller, record.name, self.role_policy())
+    def _role(self, record: EnvironmentRecord, caller: Caller, operation: str = "CreateWebLoginToken") -> str:
+        # A key restricted by an IAM-style policy (core/authorization.py) gets the most privileged
+        # Airflow role its policy allows on role/{env}/{role}, as MWAA maps IAM to Airflow roles;
+        # the root key keeps the airflow-roles.json mapping (Admin by default).
+        allowed = self.authorizer.allowed_airflow_roles(caller, record.name, operation) if self.authorizer else None
+        if allowed is None:
+            return airflow_role(caller, record.name, self.role_policy())
+        if not allowed:
+            raise self.authorizer.denied_role(caller, record.name, operation)
+        return allowed[0]
 
     # ---------------------------------------------------------------- environment facts
 
@@ -116,7 +127,7 @@ class LocalDataPlane:
                 "AirflowIdentity": user}
 
     def invoke_rest_api(self, record: EnvironmentRecord, request: InvokeRestApiInput, caller: Caller) -> dict[str, Any]:
-        role = self._role(record, caller)
+        role = self._role(record, caller, "InvokeRestApi")
         if role == "Public":
             raise AccessDenied(f"The Airflow role Public may not call the REST API of environment {record.name}.")
         path = _checked_path(request.Path)

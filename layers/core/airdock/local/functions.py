@@ -29,3 +29,18 @@ def load_function(name: str) -> ModuleType:
     sys.modules[module_name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def load_function_instance(name: str, instance: str) -> ModuleType:
+    """A separate copy of a function module (its own Powertools resolver and state).
+
+    Powertools keeps the current event on the resolver object, as Lambda runs one request per
+    process at a time; the local server runs requests on several threads, so each thread needs
+    its own copy or requests would read each other's event (identity, body, route arguments)."""
+    path = functions_dir() / name / "app.py"
+    module_name = f"airdock_functions.{name}.{instance}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

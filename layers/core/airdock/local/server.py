@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,7 +18,9 @@ from typing import Any, Awaitable, Callable
 from urllib.parse import parse_qsl, unquote
 
 from airdock import __version__
-from airdock.local.functions import load_function
+from airdock.local import console_routes
+from airdock.core.errors import AirdockError
+from airdock.local.functions import load_function, load_function_instance
 from airdock.local.context import LocalContext
 from airdock.local.sigv4 import SigV4Error, verify_request
 from airdock.wiring import environment_service
@@ -32,6 +35,56 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 MAX_BODY_BYTES = 6 * 1024 * 1024
 
 
+# Request line + headers. API Gateway allows 10 KiB; this is looser so a legitimate UntagResource
+# with 50 long Unicode tag keys (percent-encoded in the query) still fits.
+MAX_HEAD_BYTES = 128 * 1024
+
+
+def bounded_http_protocol() -> type:
+    """uvicorn's httptools protocol with a cap on the request head.
+
+    httptools buffers a header until it is complete and uvicorn sets no limit, so one endless
+    header would grow the process without bound. Bytes received while the head is incomplete are
+    counted; past MAX_HEAD_BYTES the connection gets 431 and is closed (memory stays within the
+    cap plus one read)."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class BoundedHttpToolsProtocol(HttpToolsProtocol):  # type: ignore[misc]
+        _in_head = True
+        _head_bytes = 0
+
+        def data_received(self, data: bytes) -> None:
+            if self._in_head:
+                if self._head_bytes > MAX_HEAD_BYTES:
+                    self._refuse_head()
+                    return
+                self._head_bytes += len(data)
+            super().data_received(data)
+
+        def on_headers_complete(self) -> None:
+            self._in_head = False
+            super().on_headers_complete()
+
+        def on_message_complete(self) -> None:
+            super().on_message_complete()
+            self._in_head, self._head_bytes = True, 0
+
+        def _refuse_head(self) -> None:
+            message = f"Request line and headers exceed {MAX_HEAD_BYTES} bytes."
+            body = json.dumps({"message": message, "Message": message}).encode()
+            self.transport.write(
+                b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
+                b"x-amzn-errortype: ValidationException\r\nconnection: close\r\n"
+                + f"content-length: {len(body)}\r\n\r\n".encode() + body)
+            self.transport.close()
+            self._in_head, self._head_bytes = False, 0
+
+    return BoundedHttpToolsProtocol
+
+
+_INLINE_READS = ("/environments", "/tags/")
+
+
 class LocalEndpoint:
     def __init__(self, context: LocalContext, clock: Callable[[], datetime] | None = None) -> None:
         self.context = context
@@ -39,6 +92,9 @@ class LocalEndpoint:
         self.api = load_function("api")
         # Powertools' own dependency injection swaps the AWS adapters for the local ones.
         self.api.app.dependency_overrides[environment_service] = lambda: context.service
+        # One copy of the API function per worker thread (see load_function_instance).
+        self._thread_api = threading.local()
+        self._thread_api.module = self.api
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -55,11 +111,50 @@ class LocalEndpoint:
 
             await _send_json(send, 200, openapi_document())
             return
+        if console_routes.is_console(path):  # the static web console (issue 9); unsigned files
+            await console_routes.serve_static(scope, send)
+            return
         body = await _read_body(receive, MAX_BODY_BYTES)
         if body is None:
             await _send_error(send, 413, "ValidationException", f"Request body exceeds {MAX_BODY_BYTES} bytes.")
             return
+        if console_routes.is_extension(path):  # the console's signed read-only extensions
+            await console_routes.handle_extension(self.context, self.clock, scope, body, send)
+            return
+        if path.startswith("/_airdock/environments/"):
+            await self._extension(scope, body, send)
+            return
         await self._api(scope, body, send)
+
+    async def _extension(self, scope: Scope, body: bytes, send: Send) -> None:
+        """Airdock's API extension (not an MWAA operation; SigV4-signed like them):
+        `GET /_airdock/environments/{Name}/workers` → current/desired Celery workers, each worker's
+        state and busy tasks, and the autoscaler's last decisions (docs: README, "API extensions")."""
+        raw_path = scope.get("raw_path", scope["path"].encode()).decode("utf-8", "surrogateescape").split("?", 1)[0]
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+        try:
+            identity = verify_request(method=scope["method"], raw_path=raw_path,
+                                      query_string=scope.get("query_string", b"").decode("utf-8", "surrogateescape"),
+                                      headers=headers, body=body, secret_for=self.context.keys.secret_for,
+                                      now=self.clock())
+        except SigV4Error as exc:
+            await _send_error(send, exc.status, exc.code, exc.message)
+            return
+        parts = scope["path"].split("/")  # ['', '_airdock', 'environments', Name, 'workers']
+        if len(parts) != 5 or parts[4] != "workers" or scope["method"] != "GET":
+            await _send_error(send, 404, "ResourceNotFoundException", "No such Airdock extension route.")
+            return
+        name = unquote(parts[3])
+        try:  # per-key policies (issue 10): a read of the environment, airflow:GetEnvironment
+            self.context.authorize_extension(identity.access_key_id, name)
+        except AirdockError as exc:
+            await _send_error(send, exc.status, exc.code, exc.message)
+            return
+        result = await asyncio.to_thread(self.context.worker_status, name)
+        if result is None:
+            await _send_error(send, 404, "ResourceNotFoundException", f"Environment {name} not found.")
+            return
+        await _send_json(send, 200, result)
 
     async def _api(self, scope: Scope, body: bytes, send: Send) -> None:
         # surrogateescape keeps any non-UTF-8 byte intact, so the signature is checked over
@@ -83,8 +178,23 @@ class LocalEndpoint:
             return
         key = keys.lookup(identity.access_key_id)
         event = _proxy_event(scope, raw_path, query, headers, body, identity.access_key_id, key.principal_arn if key else "")
-        response = await asyncio.to_thread(self.api.handler, event, None)
+        if scope["method"] == "GET" and raw_path.startswith(_INLINE_READS):
+            # Get/List/ListTags read one SQLite row or page (WAL: never blocked by a writer),
+            # about a millisecond of CPU: the hop to a worker thread and back cost more than
+            # that under load (bench/soak.py), so reads run on the event loop.
+            response = self._handle(event)
+        else:
+            response = await asyncio.to_thread(self._handle, event)
         await _send_proxy_response(send, response)
+
+    def _handle(self, event: dict[str, Any]) -> dict[str, Any]:
+        """Run the API function on this worker thread's own copy of it."""
+        api = getattr(self._thread_api, "module", None)
+        if api is None:
+            api = load_function_instance("api", f"t{threading.get_ident()}")
+            api.app.dependency_overrides[environment_service] = lambda: self.context.service
+            self._thread_api.module = api
+        return api.handler(event, None)
 
     def _health(self) -> dict[str, Any]:
         try:

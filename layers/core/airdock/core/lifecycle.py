@@ -1,0 +1,253 @@
+"""Lifecycle operations: weekly maintenance, pause and resume, and the schedules that trigger them.
+
+Two halves, both behind `functions/lifecycle/app.py`:
+- `Lifecycle.tick(now)` decides (on AWS an EventBridge schedule rule calls it every few minutes;
+  locally a loop every ~30 s). It only *starts* operations: maintenance via a status transition,
+  pause/resume through the service's domain operations, so the API and the schedules share one
+  path and one set of checks.
+- `Lifecycle.run(operation, name)` carries one operation out against the Compute port (started
+  asynchronously through the `LifecycleRunner` port: a thread locally; on AWS an asynchronous
+  invocation of the lifecycle function with the same event).
+
+Why direct compute calls and not ASL workflows like create/update/delete: each operation is one
+compute call plus a health wait, with no rollback to orchestrate; Step Functions would add a state
+machine per operation (and deployment surface) for no branching. Durability is kept the same way
+the workflows keep it: every step is idempotent and the record says which operation is under way
+(`internal["lifecycle"]`), so `recover()` starts an interrupted one again after a restart.
+
+Statuses (see status.py): maintenance is AVAILABLE → MAINTENANCE → AVAILABLE. A paused environment
+is PENDING: MWAA has no "paused" status, and PENDING is the one MWAA status that means "exists,
+not running, nothing failed" — UNAVAILABLE would read as a fault, MAINTENANCE would block updates
+and deletes, and an unknown status string would break clients that parse MWAA's enum (boto3,
+Terraform). StatusReason says "Paused" explicitly.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime
+from typing import Any, Callable, Protocol
+
+from airdock.core import catalog, schedules, status
+from airdock.core.errors import AirdockError, ValidationError
+from airdock.core.models import Environment
+from airdock.core.ports import Clock, EnvironmentRecord, Health, SystemClock
+
+log = logging.getLogger(__name__)
+
+OPERATIONS = ("pause", "resume", "maintain")
+PAUSED_REASON = "Paused by Airdock: no Airflow component runs; metadata and DAG history are kept. Resume to continue."
+RESUME_TIMEOUT_S = 120.0
+MAINTENANCE_HEALTH_TIMEOUT_S = 300.0
+
+
+class LifecycleCompute(Protocol):
+    """What lifecycle operations need from the Compute port (on top of health)."""
+
+    def pause(self, env: Environment) -> None:
+        """Stop every component (zero compute); keep the metadata database and files."""
+
+    def resume(self, env: Environment, progress: Callable[[str], None]) -> None:
+        """Start the components of a paused environment again."""
+
+    def restart(self, env: Environment, strategy: str, progress: Callable[[str], None]) -> None:
+        """Restart every component onto `env` (its AirflowVersion may be a newer patch);
+        GRACEFUL lets running tasks finish first."""
+
+    def health(self, env: Environment) -> Health: ...
+
+    def webserver_hostname(self, env: Environment) -> str | None: ...
+
+
+class LifecycleRunner(Protocol):
+    def start(self, operation: str, name: str) -> None:
+        """Carry out `Lifecycle.run(operation, name)` asynchronously."""
+
+
+def newest_patch(version: str) -> str:
+    """The newest version Airdock offers with the same major.minor (MWAA patches within a minor)."""
+    minor = version.split(".")[:2]
+    same = [v for v in catalog.AIRFLOW_VERSIONS if v.split(".")[:2] == minor]
+    return max(same, key=lambda v: tuple(int(p) for p in v.split(".")), default=version)
+
+
+class Lifecycle:
+    def __init__(self, service: Any, compute: LifecycleCompute, clock: Clock | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.service = service
+        self.compute = compute
+        self.clock = clock or SystemClock()
+        self.sleep = sleep
+
+    # ------------------------------------------------------------------ deciding
+
+    def tick(self, now: datetime | None = None) -> list[dict[str, str]]:
+        """Start whatever is due at `now`; returns what was started, for logs and tests."""
+        now = now or self.clock.now()
+        started: list[dict[str, str]] = []
+        for name in self._names():
+            try:
+                action = self._evaluate(name, now)
+            except AirdockError as exc:  # lost a race with a user's change: next tick decides again
+                log.info("lifecycle: %s skipped: %s", name, exc)
+                continue
+            except Exception:
+                log.exception("lifecycle: evaluating %s failed", name)
+                continue
+            if action:
+                started.append({"Name": name, "Action": action})
+        return started
+
+    def _evaluate(self, name: str, now: datetime) -> str | None:
+        record = self.service.repository.get(name)
+        if record is None:
+            return None
+        env = record.environment
+        maintenance = record.internal.get("maintenance") or {}
+        window = schedules.maintenance_due(env.WeeklyMaintenanceWindowStart or catalog.DEFAULT_WEEKLY_MAINTENANCE_WINDOW,
+                                           now, env.CreatedAt, maintenance.get("last"))
+        if window is not None and env.Status == status.AVAILABLE:
+            self.begin_maintenance(name, window.timestamp())
+            return "maintain"
+        decision = schedules.schedule_due(env.Tags, now, env.CreatedAt, record.internal.get("schedule_acted"))
+        if decision is None:
+            return None
+        acted = decision.occurrence.timestamp()
+        if decision.action == "pause":
+            if env.Status == status.PENDING:
+                self._mark_acted(name, acted)  # already paused: nothing to do for this occurrence
+                return None
+            if env.Status not in (status.AVAILABLE, status.UNAVAILABLE):
+                return None  # busy (updating, in maintenance…): the next tick tries again
+            self.service.pause_environment(name)
+        else:
+            if env.Status != status.PENDING or _running(record):
+                if env.Status == status.AVAILABLE:
+                    self._mark_acted(name, acted)
+                return None
+            self.service.resume_environment(name)
+        self._mark_acted(name, acted)
+        return decision.action
+
+    def _mark_acted(self, name: str, occurrence: float) -> None:
+        self.service.update_internal(name, lambda r: r.internal.update(schedule_acted=occurrence))
+
+    def begin_maintenance(self, name: str, window_start: float) -> None:
+        target = newest_patch(self.service.record(name).environment.AirflowVersion)
+
+        def mark(record: EnvironmentRecord) -> None:
+            # Recorded at the start: a maintenance that fails is not retried in the same window.
+            record.internal["maintenance"] = {"last": window_start, "target": target}
+            record.internal["lifecycle"] = {"operation": "maintain", "state": "running", "started": self._now()}
+            record.environment.StatusReason = f"Maintenance: graceful restart onto Airflow {target}"
+
+        self.service.transition(name, status.MAINTENANCE, expect=frozenset({status.AVAILABLE}), mutate=mark)
+        self.service.start_lifecycle("maintain", name)
+
+    def recover(self) -> list[str]:
+        """Start again the operations a stopped or crashed server left half done."""
+        resumed: list[str] = []
+        for name in self._names():
+            record = self.service.repository.get(name)
+            if record is not None and _running(record):
+                operation = record.internal["lifecycle"]["operation"]
+                self.service.start_lifecycle(operation, name)
+                resumed.append(f"{operation}:{name}")
+        return resumed
+
+    # ------------------------------------------------------------------ doing
+
+    def run(self, operation: str, name: str) -> None:
+        steps = {"pause": self._pause, "resume": self._resume, "maintain": self._maintain}
+        if operation not in steps:
+            raise ValueError(f"unknown lifecycle operation {operation!r}")
+        record = self.service.repository.get(name)
+        if record is None or not _running(record) or record.internal["lifecycle"]["operation"] != operation:
+            return  # finished already, superseded, or the environment is gone: a re-run is a no-op
+        try:
+            steps[operation](record)
+        except Exception as exc:
+            log.exception("lifecycle %s of %s failed", operation, name)
+            self._fail(name, operation, exc)
+
+    def _pause(self, record: EnvironmentRecord) -> None:
+        self.compute.pause(record.environment)
+
+        def done(r: EnvironmentRecord) -> None:
+            r.internal["lifecycle"].update(state="done", finished=self._now())
+            r.environment.StatusReason = PAUSED_REASON
+
+        self.service.update_internal(record.name, done)
+
+    def _resume(self, record: EnvironmentRecord) -> None:
+        env = record.environment
+        progress = self._progress(env.Name, "Resuming")
+        self.compute.resume(env, progress)
+        self._wait_healthy(env, RESUME_TIMEOUT_S, progress)
+        self._finish(env.Name, status.PENDING, env)
+
+    def _maintain(self, record: EnvironmentRecord) -> None:
+        target = (record.internal.get("maintenance") or {}).get("target") or newest_patch(record.environment.AirflowVersion)
+        env = record.environment.model_copy(update={"AirflowVersion": target})
+        progress = self._progress(env.Name, "Maintenance")
+        self.compute.restart(env, "GRACEFUL", progress)
+        self._wait_healthy(env, MAINTENANCE_HEALTH_TIMEOUT_S, progress)
+        self._finish(env.Name, status.MAINTENANCE, env)
+
+    def _finish(self, name: str, current: str, env: Environment) -> None:
+        hostname = self.compute.webserver_hostname(env)
+
+        def done(r: EnvironmentRecord) -> None:
+            r.internal["lifecycle"].update(state="done", finished=self._now())
+            r.environment.AirflowVersion = env.AirflowVersion
+            if hostname:
+                r.environment.WebserverUrl = hostname
+
+        self.service.transition(name, status.AVAILABLE, expect=frozenset({current}), mutate=done)
+
+    def _fail(self, name: str, operation: str, exc: Exception) -> None:
+        message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+
+        def failed(r: EnvironmentRecord) -> None:
+            r.internal["lifecycle"].update(state="failed", finished=self._now(), error=message[:1024])
+            r.environment.StatusReason = f"{operation.capitalize()} failed: {message}"[:1024]
+
+        try:
+            self.service.transition(name, status.UNAVAILABLE, mutate=failed)
+        except Exception:  # the environment changed hands (deleted, updated): nothing to report on
+            log.exception("recording the failed %s of %s", operation, name)
+
+    def _wait_healthy(self, env: Environment, timeout_s: float, progress: Callable[[str], None]) -> None:
+        deadline = time.monotonic() + timeout_s
+        detail = ""
+        while time.monotonic() < deadline:
+            health = self.compute.health(env)
+            if health.healthy:
+                return
+            detail = health.detail
+            self.sleep(1.0)
+        raise ValidationError(f"Airflow did not become healthy within {timeout_s:.0f}s: {detail}")
+
+    def _progress(self, name: str, what: str) -> Callable[[str], None]:
+        def report(message: str) -> None:
+            log.info("[%s] %s: %s", name, what, message)
+            self.service.update_internal(name, lambda r: setattr(r.environment, "StatusReason", f"{what}: {message}"[:1024]))
+
+        return report
+
+    def _names(self) -> list[str]:
+        names: list[str] = []
+        after: str | None = None
+        while True:
+            page = self.service.repository.list_names(100, after)
+            if not page:
+                return names
+            names.extend(page)
+            after = page[-1]
+
+    def _now(self) -> float:
+        return self.service.clock.now().timestamp()
+
+
+def _running(record: EnvironmentRecord) -> bool:
+    return (record.internal.get("lifecycle") or {}).get("state") == "running"

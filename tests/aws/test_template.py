@@ -1,0 +1,206 @@
+"""template.yaml is deployable: cfn-lint and `sam validate --lint` are clean, `sam build` succeeds,
+and no IAM policy (SAM policy templates expanded by samtranslator) allows a wildcard action on a
+wildcard resource.
+
+SAM CLI lives in its own tool venv (`.venv-sam`, made by `make install`) because its pins conflict
+with the project's; a missing SAM CLI is a failure, not a skip.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+TEMPLATE = REPO / "template.yaml"
+SAM_VENV = REPO / ".venv-sam"
+SAM = SAM_VENV / "bin" / "sam"
+SAM_PYTHON = SAM_VENV / "bin" / "python"
+CFN_LINT = Path(sys.executable).parent / "cfn-lint"
+# Offline: no telemetry, no update checks.
+SAM_ENV = {**os.environ, "SAM_CLI_TELEMETRY": "0", "SAM_CLI_DISABLE_UPDATE_CHECK": "1", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+def _run(cmd: list[str], timeout: float = 600, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO, **kwargs)
+
+
+def _require_sam() -> None:
+    assert SAM.exists(), f"SAM CLI missing at {SAM}: run `make install` (it creates .venv-sam)"
+
+
+def test_cfn_lint_is_clean() -> None:
+    result = _run([str(CFN_LINT), str(TEMPLATE)])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_sam_validate_lint_is_clean() -> None:
+    _require_sam()
+    result = _run([str(SAM), "validate", "--lint", "--template-file", str(TEMPLATE)], env=SAM_ENV)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "is a valid SAM Template" in result.stdout + result.stderr
+
+
+def test_sam_build_bundles_the_functions_and_the_core_layer(tmp_path: Path) -> None:
+    _require_sam()
+    build = tmp_path / "build"
+    result = _run([str(SAM), "build", "--template-file", str(TEMPLATE), "--build-dir", str(build)], env=SAM_ENV, timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    layer = build / "CoreLayer" / "python"
+    assert (layer / "airdock" / "aws" / "compute.py").is_file()
+    assert (layer / "pydantic").is_dir() and (layer / "aws_lambda_powertools").is_dir()
+    assert (build / "ProvisionerFunction" / "app.py").is_file()
+    assert (build / "ApiFunction" / "app.py").is_file()
+
+
+# ---------------------------------------------------------------------------- IAM
+
+
+_TRANSFORM = r"""
+import json, sys
+from samtranslator.translator.transform import transform
+from samtranslator.public.translator import ManagedPolicyLoader
+from samtranslator.yaml_helper import yaml_parse
+
+class NoManagedPolicies(ManagedPolicyLoader):
+    # Offline: the template names no managed policies, so nothing needs looking up in IAM.
+    def __init__(self):
+        pass
+    def load(self):
+        return {}
+
+template = yaml_parse(open(sys.argv[1]).read())
+# What `sam package` does first: local code/definition paths become S3 locations.
+for resource in template["Resources"].values():
+    props = resource.get("Properties", {})
+    for key in ("CodeUri", "ContentUri", "DefinitionUri"):
+        if isinstance(props.get(key), str) and not props[key].startswith("s3://"):
+            props[key] = "s3://airdock-artifacts/" + props[key]
+print(json.dumps(transform(template, {}, NoManagedPolicies())))
+"""
+
+
+@pytest.fixture(scope="module")
+def transformed() -> dict[str, Any]:
+    """template.yaml as CloudFormation sees it after the SAM transform (policy templates such as
+    DynamoDBCrudPolicy or LambdaInvokePolicy expanded into statements)."""
+    _require_sam()
+    result = _run([str(SAM_PYTHON), "-c", _TRANSFORM, str(TEMPLATE)], env=SAM_ENV)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+# AWS managed policies SAM attaches, with their documented content (checked like the others;
+# any other managed policy fails the test, since it cannot be read offline).
+KNOWN_MANAGED_POLICIES: dict[str, dict[str, Any]] = {
+    "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole": {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                       "Resource": "*"}],
+    },
+}
+
+
+def _policies(template: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    found: list[tuple[str, dict[str, Any]]] = []
+    for logical_id, resource in template["Resources"].items():
+        props = resource.get("Properties", {})
+        if resource["Type"] == "AWS::IAM::Role":
+            for policy in props.get("Policies", []):
+                found.append((f"{logical_id}/{policy['PolicyName']}", policy["PolicyDocument"]))
+            for arn in props.get("ManagedPolicyArns", []):
+                assert arn in KNOWN_MANAGED_POLICIES, f"{logical_id} uses {arn}, which cannot be checked offline"
+                found.append((f"{logical_id}/{arn}", KNOWN_MANAGED_POLICIES[arn]))
+        elif resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+            found.append((logical_id, props["PolicyDocument"]))
+    return found
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _is_wildcard_action(action: Any) -> bool:
+    return isinstance(action, str) and (action == "*" or action.endswith(":*"))
+
+
+def test_every_function_and_state_machine_has_a_role_with_inline_policies(transformed: dict[str, Any]) -> None:
+    roles = {k for k, r in transformed["Resources"].items() if r["Type"] == "AWS::IAM::Role"}
+    for expected in ("ApiFunctionRole", "ProvisionerFunctionRole", "CreateEnvironmentStateMachineRole",
+                     "UpdateEnvironmentStateMachineRole", "DeleteEnvironmentStateMachineRole", "TaskExecutionRole"):
+        assert expected in roles
+
+
+def test_no_policy_allows_a_wildcard_action_on_a_wildcard_resource(transformed: dict[str, Any]) -> None:
+    policies = _policies(transformed)
+    assert len(policies) >= 6
+    offenders: list[str] = []
+    for name, document in policies:
+        for statement in _as_list(document["Statement"]):
+            if statement.get("Effect") != "Allow":
+                continue
+            actions = _as_list(statement.get("Action", []))
+            resources = _as_list(statement.get("Resource", []))
+            if any(_is_wildcard_action(a) for a in actions) and any(r == "*" for r in resources):
+                offenders.append(f"{name}: {actions} on {resources}")
+            assert "NotAction" not in statement and "NotResource" not in statement, name
+    assert not offenders, offenders
+
+
+def test_state_machines_may_only_invoke_the_provisioner(transformed: dict[str, Any]) -> None:
+    for kind in ("Create", "Update", "Delete"):
+        role = transformed["Resources"][f"{kind}EnvironmentStateMachineRole"]["Properties"]
+        statements = [s for p in role["Policies"] for s in _as_list(p["PolicyDocument"]["Statement"])]
+        assert {a for s in statements for a in _as_list(s["Action"])} == {"lambda:InvokeFunction"}
+        for statement in statements:
+            for resource in _as_list(statement["Resource"]):
+                assert "ProvisionerFunction" in json.dumps(resource), resource
+
+
+def test_state_machines_use_the_asl_files_with_the_provisioner_substituted(transformed: dict[str, Any]) -> None:
+    from support.template import load_template
+
+    raw = load_template()["Resources"]
+    for kind, file in (("Create", "create"), ("Update", "update"), ("Delete", "delete")):
+        props = raw[f"{kind}EnvironmentStateMachine"]["Properties"]
+        assert props["DefinitionUri"] == f"statemachines/{file}_environment.asl.json"
+        assert props["DefinitionSubstitutions"] == {"ProvisionerFunctionArn": {"Fn::GetAtt": ["ProvisionerFunction", "Arn"]}}
+
+
+def test_functions_get_the_account_region_and_workflow_arns(transformed: dict[str, Any]) -> None:
+    from support.template import load_template
+
+    template = load_template()
+    common = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert common["AIRDOCK_ACCOUNT_ID"] == {"Ref": "AWS::AccountId"}
+    assert common["AIRDOCK_REGION"] == {"Ref": "AWS::Region"}
+    api = template["Resources"]["ApiFunction"]["Properties"]["Environment"]["Variables"]
+    from airdock.aws.factory import STATE_MACHINE_VARIABLES
+
+    assert set(STATE_MACHINE_VARIABLES.values()) <= set(api)
+
+
+def test_every_api_route_requires_iam_auth(transformed: dict[str, Any]) -> None:
+    api = next(r for r in transformed["Resources"].values() if r["Type"] == "AWS::ApiGateway::RestApi")
+    paths = api["Properties"]["Body"]["paths"]
+    assert len(paths) >= 7
+    for path, methods in paths.items():
+        for method, operation in methods.items():
+            assert operation.get("security") == [{"AWS_IAM": []}], f"{method.upper()} {path} is not IAM-authorized"
+
+
+def test_log_groups_have_retention(transformed: dict[str, Any]) -> None:
+    groups = [r for r in transformed["Resources"].values() if r["Type"] == "AWS::Logs::LogGroup"]
+    assert len(groups) >= 2
+    assert all("RetentionInDays" in g["Properties"] for g in groups)
+
+
+def test_the_dynamodb_table_is_on_demand_with_point_in_time_recovery(transformed: dict[str, Any]) -> None:
+    table = transformed["Resources"]["EnvironmentsTable"]["Properties"]
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}

@@ -1,0 +1,212 @@
+"""Into Airflow the way MWAA clients go: the CLI token recipe, InvokeRestApi and the Amazon provider.
+
+One provisioning server and one Airflow 3 and one Airflow 2 environment for the module; every
+call goes through boto3 and the environments' web fronts, as a user's would.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import textwrap
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from botocore.exceptions import ClientError
+
+from support.live_server import LiveServer
+from support.mwaa_access import create, provider_python, run_cli, seed_bucket, wait_available, wait_dag_visible
+
+pytestmark = pytest.mark.airflow
+
+V3, V2 = "access3", "access2"
+DAG = "example_hello"
+
+
+@pytest.fixture(scope="module")
+def clock_offset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("clock") / "offset"
+    path.write_text("0")
+    return path
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, clock_offset: Path) -> Iterator[LiveServer]:
+    live = LiveServer(tmp_path_factory.mktemp("airdock-access") / "data", provision=True,
+                      env={"AIRDOCK_TOKEN_CLOCK_OFFSET_FILE": str(clock_offset)}).start()
+    seed_bucket(live)
+    create(live, V3, "3.3.2")
+    create(live, V2, "2.11.0")
+    yield live
+    live.stop()
+
+
+@pytest.fixture(scope="module")
+def envs(server: LiveServer) -> dict[str, dict[str, Any]]:
+    found = {name: wait_available(server, name) for name in (V3, V2)}
+    # Warm the provider venv meanwhile: the provider test should not pay for it alone.
+    threading.Thread(target=provider_python, daemon=True).start()
+    for name in found:
+        wait_dag_visible(server, name, DAG)
+    return found
+
+
+def cli_post(hostname: str, token: str, command: str) -> requests.Response:
+    return requests.post(f"http://{hostname}/aws_mwaa/cli", data=command, timeout=120,
+                         headers={"Authorization": f"Bearer {token}", "Content-Type": "text/plain"})
+
+
+# ---- CLI token ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", [V3, V2])
+def test_the_documented_cli_token_recipe_lists_triggers_and_sets_variables(
+        server: LiveServer, envs: dict[str, dict[str, Any]], name: str) -> None:
+    token = server.client().create_cli_token(Name=name)
+    assert token["WebServerHostname"] == envs[name]["WebserverUrl"]
+
+    stdout, _ = run_cli(server, name, "dags list")
+    assert DAG in stdout
+
+    run_cli(server, name, "variables set airdock_greeting 'hello from the CLI'")
+    stdout, _ = run_cli(server, name, "variables get airdock_greeting")
+    assert stdout.strip().splitlines()[-1] == "hello from the CLI"
+
+    stdout, stderr = run_cli(server, name, f"dags trigger {DAG}")
+    assert "manual__" in stdout + stderr, (stdout, stderr)
+    runs = server.client().invoke_rest_api(Name=name, Path=f"/dags/{DAG}/dagRuns", Method="GET")
+    assert any(r["run_type"] == "manual" for r in runs["RestApiResponse"]["dag_runs"])
+
+
+def test_a_failing_command_still_answers_200_with_its_error_in_stderr(
+        server: LiveServer, envs: dict[str, dict[str, Any]]) -> None:
+    stdout, stderr = run_cli(server, V3, "variables get airdock_no_such_variable")
+    assert "airdock_no_such_variable" in stdout + stderr
+
+
+@pytest.mark.parametrize("command", ["users create --role Admin -u x -e x -f x -l x -p x", "db reset -y",
+                                     "scheduler", "dags list; rm -rf /", "variables export /tmp/x", "", "'unclosed"])
+def test_a_command_outside_the_allow_list_is_refused_with_a_clear_4xx(
+        server: LiveServer, envs: dict[str, dict[str, Any]], command: str) -> None:
+    token = server.client().create_cli_token(Name=V3)
+    response = cli_post(token["WebServerHostname"], token["CliToken"], command)
+    assert response.status_code == 400, response.text
+    assert response.json()["message"]
+
+
+def test_a_cli_token_61_seconds_old_is_refused(
+        server: LiveServer, envs: dict[str, dict[str, Any]], clock_offset: Path) -> None:
+    token = server.client().create_cli_token(Name=V3)
+    clock_offset.write_text("61")  # the web front's clock, read on every request
+    try:
+        response = cli_post(token["WebServerHostname"], token["CliToken"], "version")
+    finally:
+        clock_offset.write_text("0")
+    assert response.status_code == 401
+    assert "expired" in response.json()["message"]
+    assert cli_post(token["WebServerHostname"], token["CliToken"], "version").status_code == 200
+
+
+def test_a_cli_token_for_one_environment_is_refused_by_another(
+        server: LiveServer, envs: dict[str, dict[str, Any]]) -> None:
+    token = server.client().create_cli_token(Name=V3)
+    response = cli_post(envs[V2]["WebserverUrl"], token["CliToken"], "dags list")
+    assert response.status_code in (401, 403)
+    assert "not issued for this environment" in response.json()["message"]
+
+
+@pytest.mark.parametrize("authorization", ["", "Bearer ", "Bearer garbage", "Basic YWRtaW46YWRtaW4="])
+def test_a_missing_or_garbled_cli_token_is_refused(
+        server: LiveServer, envs: dict[str, dict[str, Any]], authorization: str) -> None:
+    response = requests.post(f"http://{envs[V3]['WebserverUrl']}/aws_mwaa/cli", data="dags list", timeout=30,
+                             headers={"Authorization": authorization, "Content-Type": "text/plain"})
+    assert response.status_code == 401
+
+
+def test_a_web_login_token_names_the_caller_as_mwaa_does(server: LiveServer, envs: dict[str, dict[str, Any]]) -> None:
+    login = server.client().create_web_login_token(Name=V3)
+    assert login["WebServerHostname"] == envs[V3]["WebserverUrl"]
+    assert (login["IamIdentity"], login["AirflowIdentity"]) == ("root", "root")
+    assert login["WebToken"].startswith("v1.")
+
+
+# ---- InvokeRestApi -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", [V3, V2])
+def test_invoke_rest_api_reads_a_dag_and_sends_query_parameters(
+        server: LiveServer, envs: dict[str, dict[str, Any]], name: str) -> None:
+    mwaa = server.client()
+    dag = mwaa.invoke_rest_api(Name=name, Path=f"/dags/{DAG}", Method="GET", Body={})
+    assert dag["RestApiStatusCode"] == 200
+    assert dag["RestApiResponse"]["dag_id"] == DAG
+    page = mwaa.invoke_rest_api(Name=name, Path="/dags", Method="GET", QueryParameters={"limit": 1})
+    assert len(page["RestApiResponse"]["dags"]) == 1
+
+
+@pytest.mark.parametrize("name", [V3, V2])
+def test_invoke_rest_api_on_a_missing_dag_is_a_rest_api_client_exception_with_airflows_404(
+        server: LiveServer, envs: dict[str, dict[str, Any]], name: str) -> None:
+    with pytest.raises(ClientError) as raised:
+        server.client().invoke_rest_api(Name=name, Path="/dags/no_such_dag", Method="GET")
+    error = raised.value.response
+    assert error["Error"]["Code"] == "RestApiClientException"
+    assert error["RestApiStatusCode"] == 404
+    assert error["RestApiResponse"]
+
+
+def test_invoke_rest_api_triggers_a_run_without_a_logical_date_on_airflow_3(
+        server: LiveServer, envs: dict[str, dict[str, Any]]) -> None:
+    run = server.client().invoke_rest_api(Name=V3, Path=f"/dags/{DAG}/dagRuns", Method="POST", Body={"conf": {}})
+    assert run["RestApiStatusCode"] == 200
+    assert run["RestApiResponse"]["dag_run_id"]
+
+
+def test_invoke_rest_api_refuses_paths_that_leave_the_api(server: LiveServer, envs: dict[str, dict[str, Any]]) -> None:
+    with pytest.raises(ClientError) as raised:
+        server.client().invoke_rest_api(Name=V3, Path="/../../auth/token", Method="GET")
+    assert raised.value.response["Error"]["Code"] == "ValidationException"
+
+
+# ---- the Airflow Amazon provider ---------------------------------------------------------------------
+
+PROVIDER_SCRIPT = textwrap.dedent('''
+    import json, sys
+    from airflow.providers.amazon.aws.hooks.mwaa import MwaaHook
+    from airflow.providers.amazon.aws.operators.mwaa import MwaaTriggerDagRunOperator
+    from airflow.providers.amazon.aws.sensors.mwaa import MwaaDagRunSensor
+
+    env, dag = sys.argv[1], sys.argv[2]
+    hook = MwaaHook(aws_conn_id="airdock")
+    dag_info = hook.invoke_rest_api(env_name=env, path=f"/dags/{dag}", method="PATCH", body={"is_paused": False})
+    trigger = MwaaTriggerDagRunOperator(task_id="trigger", env_name=env, trigger_dag_id=dag, aws_conn_id="airdock",
+                                        wait_for_completion=True, waiter_delay=3, waiter_max_attempts=80)
+    triggered = trigger.execute({})
+    run_id = triggered["RestApiResponse"]["dag_run_id"]
+    sensor = MwaaDagRunSensor(task_id="sense", external_env_name=env, external_dag_id=dag,
+                              external_dag_run_id=run_id, aws_conn_id="airdock", poke_interval=2)
+    sensed = sensor.poke({})
+    final = hook.invoke_rest_api(env_name=env, path=f"/dags/{dag}/dagRuns/{run_id}", method="GET")
+    print(json.dumps({"paused": dag_info["RestApiResponse"]["is_paused"], "run_id": run_id, "sensed": sensed,
+                      "state": final["RestApiResponse"]["state"]}))
+''')
+
+
+def test_the_amazon_providers_hook_trigger_operator_and_sensor_see_a_dag_run_succeed(
+        server: LiveServer, envs: dict[str, dict[str, Any]], tmp_path: Path) -> None:
+    python = provider_python()
+    key_id, secret = server.credentials()
+    connection = {"conn_type": "aws", "login": key_id, "password": secret,
+                  "extra": {"region_name": "us-east-1", "endpoint_url": server.endpoint,
+                            "config_kwargs": {"inject_host_prefix": False}}}
+    script = tmp_path / "provider.py"
+    script.write_text(PROVIDER_SCRIPT)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "AIRFLOW_HOME": str(tmp_path / "airflow"),
+           "AIRFLOW_CONN_AIRDOCK": json.dumps(connection), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
+    out = subprocess.run([str(python), str(script), V3, DAG], env=env, capture_output=True, text=True, timeout=400)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["paused"] is False
+    assert result["sensed"] is True
+    assert result["state"] == "success"
