@@ -5,7 +5,7 @@ Assumptions (us-east-1 on-demand list prices; 730 hours a month; 24x7 operation)
 - Fargate on ARM64/Graviton (template.yaml's default AirflowImageArchitecture): $0.03238 per
   vCPU-hour, $0.00356 per GB-hour. Task sizes are airdock/aws/sizing.py's, the counts MWAA's
   defaults: Schedulers and MinWebservers per class (2 each, 1 on mw1.micro), one DAG processor,
-  one triggerer, MinWorkers=1 worker. The `db migrate` task runs seconds per change: ignored.
+  one triggerer, MinWorkers=1 worker, one web front. The `db migrate` task runs seconds per change: ignored.
 - Metadata DB: Aurora Serverless v2 at its minimum of 0.5 ACU ($0.12 per ACU-hour) plus 1 GB
   storage ($0.10/GB-month) and I/O ($0.20 per million, ~20 M/month for a busy scheduler).
   The cluster is SHARED by every environment of a deployment; the worst case, one environment,
@@ -56,7 +56,7 @@ MWAA_HOURLY = {"mw1.small": 0.49, "mw1.medium": 0.74, "mw1.large": 0.99}
 def fargate_month(environment_class: str) -> float:
     klass = catalog.ENVIRONMENT_CLASSES[environment_class]
     counts = {"scheduler": klass.default_schedulers, "webserver": klass.min_webservers, "dag-processor": 1,
-              "triggerer": 1, "worker": 1}
+              "triggerer": 1, "worker": 1, "web-front": 1}
     hourly = 0.0
     for component, count in counts.items():
         size = sizing.size(environment_class, component)

@@ -50,7 +50,7 @@ class Stack:
         return self.clients[service]
 
     def compute(self, **kwargs: Any) -> EcsCompute:
-        for service in ("ecs", "ec2", "ecr", "sqs", "elbv2", "logs", "secretsmanager", "rds-data"):
+        for service in ("ecs", "ec2", "ecr", "sqs", "elbv2", "logs", "secretsmanager", "rds-data", "servicediscovery"):
             self.client(service)
         return compute_from_environ(self.settings, self.environ, self.clients, **kwargs)
 
@@ -83,6 +83,9 @@ def stack(aws_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[St
             LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=80,
             DefaultActions=[{"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "404"}}],
         )["Listeners"][0]["ListenerArn"]
+        sd = boto3.client("servicediscovery", region_name=REGION)
+        sd.create_private_dns_namespace(Name="airdock.internal", Vpc=vpc)
+        namespace = sd.list_namespaces()["Namespaces"][0]["Id"]
         sm = boto3.client("secretsmanager", region_name=REGION)
         admin = sm.create_secret(Name="rds!cluster-admin", SecretString='{"username":"airdock_admin","password":"x"}')["ARN"]
         environ = {
@@ -101,6 +104,8 @@ def stack(aws_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[St
             "AIRDOCK_DB_ADMIN_SECRET_ARN": admin,
             "AIRDOCK_DB_HOST": "airdock-metadata.cluster-abc.us-east-1.rds.amazonaws.com",
             "AIRDOCK_LOG_RETENTION_DAYS": "14",
+            "AIRDOCK_DISCOVERY_NAMESPACE_ID": namespace,
+            "AIRDOCK_DISCOVERY_NAMESPACE": "airdock.internal",
         }
         ecr = boto3.client("ecr", region_name=REGION)
         ecr.create_repository(repositoryName="airdock-airflow")
@@ -108,7 +113,8 @@ def stack(aws_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[St
             manifest = {"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
                         "config": {"digest": "sha256:" + version.replace(".", "0").ljust(64, "0")}, "layers": []}
             ecr.put_image(repositoryName="airdock-airflow", imageTag=version, imageManifest=json.dumps(manifest))
-        result = Stack(environ=environ, clients={"ec2": ec2, "ecs": ecs, "elbv2": elb, "secretsmanager": sm, "ecr": ecr},
+        result = Stack(environ=environ, clients={"ec2": ec2, "ecs": ecs, "elbv2": elb, "secretsmanager": sm, "ecr": ecr,
+                                "servicediscovery": sd},
                        vpc_id=vpc, subnets=subnets, security_group=sg)
 
         def update_task_protection(params: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:

@@ -35,7 +35,8 @@ def environment(stack: Stack, name: str = "analytics", **changes: Any) -> Enviro
 def _services(stack: Stack, name: str) -> dict[str, dict[str, Any]]:
     from airdock.aws.compute import components
 
-    wanted = {naming.service_name(name, c): c for c in ("scheduler", "webserver", "dag-processor", "triggerer", "worker")}
+    wanted = {naming.service_name(name, c): c for c in ("scheduler", "webserver", "web-front", "dag-processor", "triggerer",
+                                                        "worker")}
     found = stack.client("ecs").describe_services(cluster="airdock-environments", services=list(wanted))["services"]
     return {wanted[s["serviceName"]]: s for s in found if s["status"] == "ACTIVE"}
 
@@ -71,7 +72,7 @@ def test_start_creates_one_service_per_component_with_class_sized_task_definitio
     _up(stack, env)
     services = _services(stack, "analytics")
     assert {c: s["desiredCount"] for c, s in services.items()} == {
-        "scheduler": 2, "webserver": 2, "dag-processor": 1, "triggerer": 1, "worker": 2}
+        "scheduler": 2, "webserver": 2, "web-front": 1, "dag-processor": 1, "triggerer": 1, "worker": 2}
     ecs = stack.client("ecs")
     worker = ecs.describe_task_definition(taskDefinition=services["worker"]["taskDefinition"])["taskDefinition"]
     assert (worker["cpu"], worker["memory"]) == ("1024", "2048")
@@ -88,8 +89,11 @@ def test_start_creates_one_service_per_component_with_class_sized_task_definitio
     assert {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CORE__FERNET_KEY"} <= secrets
     assert container["logConfiguration"]["options"]["awslogs-group"] == "airflow-analytics-Worker"
     assert worker["taskRoleArn"] == env.ExecutionRoleArn
-    web = services["webserver"]
-    assert web["loadBalancers"][0]["containerPort"] == 8080
+    # The load balancer sends the environment to its web front; the webserver is in Cloud Map.
+    assert services["web-front"]["loadBalancers"][0]["containerPort"] == 8080
+    assert not services["webserver"].get("loadBalancers")
+    assert services["webserver"]["serviceRegistries"][0]["registryArn"].startswith(
+        f"arn:aws:servicediscovery:{REGION}:{ACCOUNT}:service/")
 
 
 def test_every_step_run_twice_changes_nothing_more(stack: Stack) -> None:
@@ -99,17 +103,18 @@ def test_every_step_run_twice_changes_nothing_more(stack: Stack) -> None:
     revisions = ecs.list_task_definitions(familyPrefix="airdock-analytics")["taskDefinitionArns"]
     _up(stack, env, compute)
     assert ecs.list_task_definitions(familyPrefix="airdock-analytics")["taskDefinitionArns"] == revisions
-    assert len(_services(stack, "analytics")) == 5
+    assert len(_services(stack, "analytics")) == 6
     assert len(stack.client("elbv2").describe_target_groups()["TargetGroups"]) == 1
     listener = stack.environ["AIRDOCK_PRIVATE_LISTENER_ARN"]
-    assert len([r for r in stack.client("elbv2").describe_rules(ListenerArn=listener)["Rules"] if not r["IsDefault"]]) == 1
+    # `/analytics/*` and `/analytics/aws_mwaa/*` (path routing), both to the web front.
+    assert len([r for r in stack.client("elbv2").describe_rules(ListenerArn=listener)["Rules"] if not r["IsDefault"]]) == 2
 
 
 def test_airflow_2_has_no_standalone_dag_processor_and_serves_the_webserver(stack: Stack) -> None:
     env = environment(stack, name="legacy", AirflowVersion="2.11.0")
     _up(stack, env)
     services = _services(stack, "legacy")
-    assert set(services) == {"scheduler", "webserver", "triggerer", "worker"}
+    assert set(services) == {"scheduler", "webserver", "web-front", "triggerer", "worker"}
     web = stack.client("ecs").describe_task_definition(taskDefinition=services["webserver"]["taskDefinition"])["taskDefinition"]
     variables = {v["name"]: v["value"] for v in web["containerDefinitions"][0]["environment"]}
     assert variables["AIRDOCK_COMPONENT"] == "webserver"
@@ -288,10 +293,10 @@ def test_private_environments_get_a_path_rule_on_the_internal_listener_and_a_hos
     target_group = compute.web.ensure(env, compute._health_path(env))
     elb = stack.client("elbv2")
     group = elb.describe_target_groups(TargetGroupArns=[target_group])["TargetGroups"][0]
-    assert (group["TargetType"], group["Port"], group["HealthCheckPath"]) == ("ip", 8080, "/analytics/api/v2/monitor/health")
+    assert (group["TargetType"], group["Port"], group["HealthCheckPath"]) == ("ip", 8080, "/aws_mwaa/aws-console-sso")
     rules = [r for r in elb.describe_rules(ListenerArn=stack.environ["AIRDOCK_PRIVATE_LISTENER_ARN"])["Rules"] if not r["IsDefault"]]
-    assert len(rules) == 1
-    assert rules[0]["Actions"][0]["TargetGroupArn"] == target_group
+    assert len(rules) == 2
+    assert {r["Actions"][0]["TargetGroupArn"] for r in rules} == {target_group}
     assert compute.webserver_hostname(env) == f"{stack.environ['AIRDOCK_PRIVATE_ALB_DNS']}/analytics"
     compute.web.delete("analytics")
     assert [r for r in elb.describe_rules(ListenerArn=stack.environ["AIRDOCK_PRIVATE_LISTENER_ARN"])["Rules"] if not r["IsDefault"]] == []

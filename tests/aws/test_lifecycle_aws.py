@@ -25,7 +25,7 @@ def test_pause_stops_every_component_and_keeps_the_database(stack: Stack) -> Non
     compute = _up(stack, env)
     compute.pause(env)
     assert {c: s["desiredCount"] for c, s in _services(stack, env.Name).items()} == {
-        "scheduler": 0, "webserver": 0, "dag-processor": 0, "triggerer": 0, "worker": 0}
+        "scheduler": 0, "webserver": 0, "web-front": 0, "dag-processor": 0, "triggerer": 0, "worker": 0}
     sm = stack.client("secretsmanager")
     assert sm.describe_secret(SecretId=naming.secret_name(env.Name, "database"))["Name"]
     assert stack.client("sqs").get_queue_url(QueueName=naming.queue_name(env.Name))["QueueUrl"]
@@ -38,7 +38,7 @@ def test_resume_restores_the_counts(stack: Stack) -> None:
     compute.pause(env)
     compute.resume(env, lambda _m: None)
     assert {c: s["desiredCount"] for c, s in _services(stack, env.Name).items()} == {
-        "scheduler": 2, "webserver": 2, "dag-processor": 1, "triggerer": 1, "worker": 2}
+        "scheduler": 2, "webserver": 2, "web-front": 1, "dag-processor": 1, "triggerer": 1, "worker": 2}
 
 
 def test_a_graceful_restart_protects_busy_workers_then_forces_a_new_deployment(stack: Stack) -> None:
@@ -51,7 +51,8 @@ def test_a_graceful_restart_protects_busy_workers_then_forces_a_new_deployment(s
     compute.restart(env, "GRACEFUL", lambda _m: None)
     assert stack.protection == {busy: True}  # only the busy one; idle workers may be replaced at once
     forced = {u["service"] for u in updates if u.get("forceNewDeployment")}
-    assert forced == {naming.service_name(env.Name, c) for c in ("scheduler", "webserver", "dag-processor", "triggerer", "worker")}
+    assert forced == {naming.service_name(env.Name, c)
+                      for c in ("scheduler", "webserver", "web-front", "dag-processor", "triggerer", "worker")}
     assert _services(stack, env.Name)["worker"]["desiredCount"] == 2  # the autoscaled count is kept
 
 

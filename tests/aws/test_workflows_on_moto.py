@@ -97,10 +97,16 @@ def test_given_the_aws_adapters_when_the_create_workflow_runs_then_the_environme
     ecs = stack.client("ecs")
     services = ecs.describe_services(
         cluster="airdock-environments",
-        services=[naming.service_name("analytics", c) for c in ("scheduler", "webserver", "dag-processor", "triggerer", "worker")],
+        services=[naming.service_name("analytics", c)
+                  for c in ("scheduler", "webserver", "web-front", "dag-processor", "triggerer", "worker")],
     )["services"]
-    desired = {s["serviceName"].rsplit("-", 1)[-1] if not s["serviceName"].endswith("dag-processor") else "dag-processor": s["desiredCount"] for s in services}
-    assert desired == {"scheduler": 2, "webserver": 2, "dag-processor": 1, "triggerer": 1, "worker": 1}
+    desired = {s["serviceName"].removeprefix("airdock-analytics-"): s["desiredCount"] for s in services}
+    assert desired == {"scheduler": 2, "webserver": 2, "web-front": 1, "dag-processor": 1, "triggerer": 1, "worker": 1}
+    front = next(s for s in services if s["serviceName"].endswith("web-front"))
+    groups = stack.client("elbv2").describe_target_groups()["TargetGroups"]
+    assert front["loadBalancers"][0]["targetGroupArn"] == groups[0]["TargetGroupArn"]
+    assert stack.client("secretsmanager").describe_secret(SecretId="airdock/analytics/web-front")["Name"]
+    assert [s["Name"] for s in stack.client("servicediscovery").list_services()["Services"]] == ["analytics-webserver"]
     queue = stack.client("sqs").get_queue_url(QueueName=naming.queue_name("analytics"))["QueueUrl"]
     arn = stack.client("sqs").get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     assert env.CeleryExecutorQueue == arn
@@ -120,6 +126,11 @@ def test_given_the_aws_adapters_when_the_create_workflow_runs_then_the_environme
     assert not stack.client("logs").describe_log_groups(logGroupNamePrefix="airflow-analytics-")["logGroups"]
     secrets = stack.client("secretsmanager").list_secrets()["SecretList"]
     assert not [s for s in secrets if s["Name"].startswith("airdock/analytics/")]
+    front = ecs.describe_services(cluster="airdock-environments", services=[naming.service_name("analytics", "web-front")])
+    assert all(s["status"] == "INACTIVE" for s in front["services"])
+    assert stack.client("servicediscovery").list_services()["Services"] == []
+    assert not [r for r in stack.client("elbv2").describe_rules(ListenerArn=stack.environ["AIRDOCK_PRIVATE_LISTENER_ARN"])["Rules"]
+                if not r["IsDefault"]]
 
 
 def test_given_subnets_outside_the_deployments_vpc_when_created_then_it_fails_with_an_actionable_error(

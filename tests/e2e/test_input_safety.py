@@ -72,25 +72,33 @@ def test_given_a_huge_but_shallow_body_then_it_is_refused_in_bounded_time(server
     assert response.status_code == 400 and "'tags'" in response.json()["message"], response.text[:300]
 
 
-@pytest.mark.parametrize("header", [("X-Big", "a" * (1024 * 1024))])
-def test_given_a_huge_header_then_431_and_the_server_keeps_serving(server: LiveServer, mwaa: Any,
-                                                                  header: tuple[str, str]) -> None:
-    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
-        sock.sendall(f"GET /environments HTTP/1.1\r\nHost: x\r\n{header[0]}: ".encode())
-        try:
-            for _ in range(64):  # 1 MiB, sent like a slow client would
-                sock.sendall(header[1][:16384].encode())
-        except OSError:
-            pass  # the server may close before the client has finished sending
-        status = sock.recv(64)
-    assert status.startswith(b"HTTP/1.1 431"), status
-    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
-        many = "".join(f"X-H{i}: v\r\n" for i in range(20_000))
-        try:
-            sock.sendall(f"GET /environments HTTP/1.1\r\nHost: x\r\n{many}\r\n".encode())
-        except OSError:
-            pass
-        assert sock.recv(64).startswith(b"HTTP/1.1 431")
+def _send_until_answered(port: int, head: bytes) -> bytes:
+    """Send `head` in small chunks like a slow client, stop as soon as the server answers (it
+    closes the connection after a refusal; writing on would only earn a reset) and return the
+    start of the answer."""
+    import select
+
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        for offset in range(0, len(head), 8192):
+            if select.select([sock], [], [], 0)[0]:
+                break
+            try:
+                sock.sendall(head[offset:offset + 8192])
+            except OSError:
+                break
+        return sock.recv(64)
+
+
+def test_given_a_huge_header_or_too_many_headers_then_431_and_the_server_keeps_serving(
+        server: LiveServer, mwaa: Any) -> None:
+    one_huge = b"GET /environments HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (1024 * 1024)
+    assert _send_until_answered(server.port, one_huge).startswith(b"HTTP/1.1 431")
+    many = b"".join(b"X-H%d: v\r\n" % i for i in range(20_000))
+    assert _send_until_answered(server.port, b"GET /environments HTTP/1.1\r\nHost: x\r\n" + many + b"\r\n") \
+        .startswith(b"HTTP/1.1 431")
+    long_url = b"GET /environments?" + b"a=b&" * 50_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+    # httptools' own URL limit may answer first (400); either way the request is refused early.
+    assert _send_until_answered(server.port, long_url)[:12] in (b"HTTP/1.1 431", b"HTTP/1.1 400")
     assert isinstance(mwaa.list_environments()["Environments"], list)
 
 

@@ -15,6 +15,14 @@ Scale-in never kills a running task: the autoscaler protects busy worker tasks w
 scale-in protection (`protect_workers`) before it lowers the worker service's desired count, and
 ECS deployments (a GRACEFUL update) also wait for protected tasks; a FORCED update lifts the
 protection first.
+
+The web front (images/airflow/web_front.py, MWAA's web server hostname) is one more service,
+`web-front`: the load balancer's rules for the environment forward to its target group, it owns
+`/aws_mwaa/cli` and `/aws_mwaa/aws-console-sso` and proxies everything else to the webserver
+service, which it finds by Cloud Map DNS (`discovery.py`). Its token key is the environment's
+secret `airdock/{Name}/web-front` (created once, at prepare), given to the task as an ECS secret
+and read by the control plane to sign tokens (`data_plane.py`). One task: the record of used
+web login tokens is in that task's memory (tokens.ReplayGuard).
 """
 from __future__ import annotations
 
@@ -33,12 +41,14 @@ from botocore.exceptions import ClientError
 from airdock.aws import naming, sizing
 from airdock.aws.broker import SqsBroker
 from airdock.aws.database import AuroraDatabases
+from airdock.aws.discovery import CloudMapDiscovery
 from airdock.aws.logs import COMPONENT_MODULE, CloudWatchLogGroups, enabled_modules
-from airdock.aws.web import WEB_PORT, AlbWebAccess
+from airdock.aws.web import SSO_HEALTH_PATH, WEB_FRONT_PORT, WEB_PORT, AlbWebAccess
 from airdock.core import catalog
 from airdock.core.errors import ProvisioningError
 from airdock.core.models import Environment
 from airdock.core.ports import Health
+from airdock.core.tokens import new_key as new_token_key
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +61,8 @@ PROTECTION_MINUTES = 60
 RESTART_PROTECTION_MINUTES = 12 * 60
 # entrypoint.py's component names.
 ENTRYPOINT_COMPONENT = {"scheduler": "scheduler", "dag-processor": "dag-processor", "triggerer": "triggerer",
-                        "worker": "celery-worker"}
+                        "worker": "celery-worker", "web-front": "web-front"}
+WEB_FRONT = "web-front"
 _ECR_IMAGE = re.compile(r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/(?P<repo>[^:@]+)$")
 
 
@@ -73,9 +84,9 @@ def airflow_major(env: Environment) -> int:
 
 def components(env: Environment) -> list[str]:
     """The services of an environment. Airflow 2's scheduler parses DAGs itself."""
-    names = ["scheduler", "webserver", "triggerer", "worker"]
+    names = ["scheduler", "webserver", WEB_FRONT, "triggerer", "worker"]
     if airflow_major(env) >= 3:
-        names.insert(2, "dag-processor")
+        names.insert(3, "dag-processor")
     return names
 
 
@@ -88,6 +99,7 @@ class EcsCompute:
         databases: AuroraDatabases,
         logs: CloudWatchLogGroups,
         web: AlbWebAccess,
+        discovery: CloudMapDiscovery,
         ecs: Any | None = None,
         ec2: Any | None = None,
         ecr: Any | None = None,
@@ -102,6 +114,7 @@ class EcsCompute:
         self.databases = databases
         self.logs = logs
         self.web = web
+        self.discovery = discovery
         self.ecs = ecs or boto3.client("ecs")
         self.ec2 = ec2 or boto3.client("ec2")
         self.ecr = ecr or boto3.client("ecr")
@@ -122,6 +135,8 @@ class EcsCompute:
         progress("creating the metadata database")
         self.databases.ensure(env.Name)
         self._airflow_secret(env.Name)
+        self._web_front_secret(env.Name)
+        self.discovery.ensure(env.Name)
         self.logs.ensure(env)
         self.web.ensure(env, self._health_path(env))
 
@@ -143,6 +158,8 @@ class EcsCompute:
         self._register_all(env)
 
     def start(self, env: Environment, progress: Progress) -> None:
+        # (Also here for resume of an environment created before the web front existed.)
+        self._web_front_secret(env.Name)
         definitions = self._register_all(env)
         target_group = self.web.ensure(env, self._health_path(env))
         for component in components(env):
@@ -155,6 +172,8 @@ class EcsCompute:
         self.broker.ensure(env.Name)
         self.databases.ensure(env.Name)
         self._airflow_secret(env.Name)
+        self._web_front_secret(env.Name)
+        self.discovery.ensure(env.Name)
         self.logs.ensure(env)
         target_group = self.web.ensure(env, self._health_path(env))
         current = self._describe(env.Name, components(env) + ["dag-processor"])
@@ -207,6 +226,7 @@ class EcsCompute:
         self.stop(env)
         for component in set(components(env)) | {"dag-processor"}:
             self._delete_service(env.Name, component)
+        self.discovery.delete(env.Name)
         for task in self._tasks(env.Name, "RUNNING"):
             self.ecs.stop_task(cluster=self.config.cluster, task=task, reason="environment deleted")
         for component in set(components(env)) | {"dag-processor", "migrate"}:
@@ -214,7 +234,8 @@ class EcsCompute:
         self.web.delete(env.Name)
         self.broker.delete(env.Name)
         self.databases.drop(env.Name)
-        self._delete_airflow_secret(env.Name)
+        self._delete_secret(env.Name, "airflow")
+        self._delete_secret(env.Name, "web-front")
         self.logs.delete(env.Name)
 
     def webserver_hostname(self, env: Environment) -> str | None:
@@ -277,8 +298,9 @@ class EcsCompute:
         return f"{self.config.image_repository}:{env.AirflowVersion}"
 
     def _health_path(self, env: Environment) -> str:
-        base = self.web.base_path(env)
-        return f"{base}/api/v2/monitor/health" if airflow_major(env) >= 3 else f"{base}/health"
+        # The load balancer checks the web front itself (its sign-in page answers 200 without
+        # Airflow); the webserver's health is its container health check.
+        return SSO_HEALTH_PATH
 
     def _s3(self, env: Environment, key: str | None) -> str | None:
         if not key:
@@ -322,6 +344,15 @@ class EcsCompute:
                 variables[var] = version
         if queue is not None:
             variables.update(SqsBroker.celery_environment(queue, self.config.region))
+        if component == WEB_FRONT:
+            # images/airflow/web_front.py's variables; its keys come as secrets (_secrets).
+            variables.update({
+                "AIRDOCK_WEB_FRONT_HOST": "0.0.0.0",
+                "AIRDOCK_WEB_FRONT_PORT": str(WEB_FRONT_PORT),
+                "AIRDOCK_WEB_UPSTREAM": f"http://{self.discovery.hostname(env.Name)}:{WEB_PORT}",
+                "AIRDOCK_AIRFLOW_MAJOR": str(airflow_major(env)),
+                "AIRDOCK_WEB_STATE_DIR": f"{AIRFLOW_HOME}/web_front",
+            })
         base_url = self.web.base_url(env)
         variables["AIRFLOW__API__BASE_URL" if airflow_major(env) >= 3 else "AIRFLOW__WEBSERVER__BASE_URL"] = base_url
         modules = enabled_modules(env)
@@ -337,10 +368,17 @@ class EcsCompute:
             )
         return variables
 
-    def _secrets(self, env: Environment) -> list[dict[str, str]]:
+    def _secrets(self, env: Environment, component: str) -> list[dict[str, str]]:
         database = self._secret_arn(naming.secret_name(env.Name, "database"))
         airflow = self._secret_arn(naming.secret_name(env.Name, "airflow"))
-        return [
+        front: list[dict[str, str]] = []
+        if component == WEB_FRONT:
+            # Only the web front gets the token key; it signs browsers in to Airflow 3 with the
+            # API's JWT secret, as Airflow's own login does.
+            key = self._secret_arn(naming.secret_name(env.Name, "web-front"))
+            front = [{"name": "AIRDOCK_TOKEN_KEY", "valueFrom": f"{key}:token_key::"},
+                     {"name": "AIRDOCK_JWT_SECRET", "valueFrom": f"{airflow}:jwt_secret::"}]
+        return front + [
             {"name": "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "valueFrom": f"{database}:sql_alchemy_conn::"},
             {"name": "AIRFLOW__CORE__FERNET_KEY", "valueFrom": f"{airflow}:fernet_key::"},
             {"name": "AIRFLOW__API_AUTH__JWT_SECRET", "valueFrom": f"{airflow}:jwt_secret::"},
@@ -357,7 +395,7 @@ class EcsCompute:
             # and its emulators agree on the reservation).
             "memory": size.memory,
             "environment": [{"name": k, "value": v} for k, v in sorted(self._environment(env, component).items())],
-            "secrets": self._secrets(env),
+            "secrets": self._secrets(env, component),
             # A Celery worker's warm shutdown gets Fargate's longest grace; scale-in protection
             # covers tasks longer than that.
             "stopTimeout": 120,
@@ -368,7 +406,15 @@ class EcsCompute:
             container["command"] = ["db", "migrate"]
         if component == "webserver":
             container["portMappings"] = [{"containerPort": WEB_PORT, "protocol": "tcp"}]
-        if component != "migrate":
+        if component == WEB_FRONT:
+            container["portMappings"] = [{"containerPort": WEB_FRONT_PORT, "protocol": "tcp"}]
+            # Alive = accepting connections (the image's health script has no web-front case).
+            container["healthCheck"] = {
+                "command": ["CMD", "python", "-c",
+                            f"import socket; socket.create_connection(('127.0.0.1', {WEB_FRONT_PORT}), 5).close()"],
+                "interval": 30, "timeout": 10, "retries": 3, "startPeriod": 120,
+            }
+        elif component != "migrate":
             container["healthCheck"] = {
                 "command": ["CMD", "python", "/opt/airdock/healthcheck.py"],
                 "interval": 60, "timeout": 30, "retries": 3, "startPeriod": 300,
@@ -442,6 +488,8 @@ class EcsCompute:
             return env.Schedulers
         if component == "webserver":
             return env.MinWebservers
+        if component == WEB_FRONT:
+            return 1  # one replay record for web login tokens (see the module docstring)
         if component == "worker":
             # The autoscaler owns the worker count; an update keeps it within the new bounds.
             running = (current or {}).get("worker", {})
@@ -468,10 +516,11 @@ class EcsCompute:
             from airdock.aws.errors import TransientError
 
             raise TransientError(f"service {name} is still draining from an earlier delete")
+        attachments = self._attachments(env, component, target_group)
         if existing is not None:
             self.ecs.update_service(
                 cluster=self.config.cluster, service=name, taskDefinition=task_definition, desiredCount=desired,
-                networkConfiguration=self._network(env), forceNewDeployment=force,
+                networkConfiguration=self._network(env), forceNewDeployment=force, **attachments,
             )
             return
         request: dict[str, Any] = {
@@ -492,9 +541,9 @@ class EcsCompute:
             "propagateTags": "SERVICE",
             "tags": [{"key": "airdock:environment", "value": env.Name}, {"key": "airdock:component", "value": component}],
         }
-        if component == "webserver":
-            request["loadBalancers"] = [{"targetGroupArn": target_group, "containerName": CONTAINER, "containerPort": WEB_PORT}]
-            request["healthCheckGracePeriodSeconds"] = 300
+        request.update(attachments)
+        if component == WEB_FRONT:
+            request["healthCheckGracePeriodSeconds"] = 120
         try:
             self.ecs.create_service(**request)
         except ClientError as exc:
@@ -502,6 +551,17 @@ class EcsCompute:
             if "subnet" in message.lower() or "security group" in message.lower():
                 raise ProvisioningError("INCOMPATIBLE_NETWORK", f"ECS refused the network configuration: {message}") from None
             raise
+
+    def _attachments(self, env: Environment, component: str, target_group: str) -> dict[str, Any]:
+        """The web front is in the load balancer's target group; the webserver is in Cloud Map
+        (and no longer in the target group: an update moves an older environment's webserver
+        out of it)."""
+        if component == WEB_FRONT:
+            return {"loadBalancers": [{"targetGroupArn": target_group, "containerName": CONTAINER,
+                                       "containerPort": WEB_FRONT_PORT}]}
+        if component == "webserver":
+            return {"loadBalancers": [], "serviceRegistries": [{"registryArn": self.discovery.ensure(env.Name)}]}
+        return {}
 
     def _delete_service(self, env_name: str, component: str) -> None:
         try:
@@ -618,21 +678,29 @@ class EcsCompute:
     def _airflow_secret(self, env_name: str) -> str:
         """Fernet key, API JWT secret and webserver secret key of the environment (created once;
         rotating the Fernet key would make stored connections unreadable)."""
-        name = naming.secret_name(env_name, "airflow")
+        return self._ensure_secret(env_name, "airflow", f"Airflow keys of Airdock environment {env_name}", lambda: {
+            "fernet_key": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+            "jwt_secret": secrets.token_urlsafe(48),
+            "secret_key": secrets.token_urlsafe(48),
+        })
+
+    def _web_front_secret(self, env_name: str) -> str:
+        """The key CLI and web login tokens of the environment are signed with (created once: the
+        control plane signs with it, the web front verifies with it; core/tokens.py)."""
+        return self._ensure_secret(env_name, "web-front", f"Token key of Airdock environment {env_name}'s web front",
+                                   lambda: {"token_key": new_token_key()})
+
+    def _ensure_secret(self, env_name: str, kind: str, description: str, make: Callable[[], dict[str, str]]) -> str:
+        name = naming.secret_name(env_name, kind)
         try:
             return str(self.sm.describe_secret(SecretId=name)["ARN"])
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ResourceNotFoundException":
                 raise
-        value = {
-            "fernet_key": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
-            "jwt_secret": secrets.token_urlsafe(48),
-            "secret_key": secrets.token_urlsafe(48),
-        }
         try:
             return str(self.sm.create_secret(
-                Name=name, SecretString=json.dumps(value),
-                Description=f"Airflow keys of Airdock environment {env_name}",
+                Name=name, SecretString=json.dumps(make()),
+                Description=description,
                 Tags=[{"Key": "airdock:environment", "Value": env_name}],
             )["ARN"])
         except ClientError as exc:
@@ -640,9 +708,9 @@ class EcsCompute:
                 return str(self.sm.describe_secret(SecretId=name)["ARN"])
             raise
 
-    def _delete_airflow_secret(self, env_name: str) -> None:
+    def _delete_secret(self, env_name: str, kind: str) -> None:
         try:
-            self.sm.delete_secret(SecretId=naming.secret_name(env_name, "airflow"), ForceDeleteWithoutRecovery=True)
+            self.sm.delete_secret(SecretId=naming.secret_name(env_name, kind), ForceDeleteWithoutRecovery=True)
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ResourceNotFoundException":
                 raise

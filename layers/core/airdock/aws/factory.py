@@ -6,6 +6,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from airdock.aws.buckets import S3Buckets
+from airdock.aws.data_plane import AwsDataPlane
 from airdock.aws.dynamodb_repository import DynamoDbEnvironmentRepository
 from airdock.aws.events import EventBridgeEvents
 from airdock.aws.metrics import CloudWatchMetrics
@@ -65,6 +66,9 @@ def build_service(settings: Settings) -> EnvironmentService:
         # Pause/resume (API) and maintenance (lifecycle schedule) are carried out by the
         # lifecycle function; without it they stay pending, visibly.
         lifecycle=LambdaLifecycleRunner(lifecycle_function) if lifecycle_function else None,
+        # CLI/web login tokens signed with each environment's key from Secrets Manager, and
+        # InvokeRestApi through the environment's web front (data_plane.py).
+        data_plane=AwsDataPlane.from_environ(dict(os.environ)),
     )
 
 
@@ -80,6 +84,7 @@ def compute_from_environ(
     from airdock.aws.broker import SqsBroker
     from airdock.aws.compute import EcsCompute, EcsConfig
     from airdock.aws.database import AuroraDatabases, DatabaseCluster
+    from airdock.aws.discovery import CloudMapDiscovery, DiscoveryConfig
     from airdock.aws.logs import CloudWatchLogGroups
     from airdock.aws.web import AlbWebAccess, LoadBalancer, WebConfig
 
@@ -101,7 +106,6 @@ def compute_from_environ(
             private=LoadBalancer(_required("AIRDOCK_PRIVATE_LISTENER_ARN", env), _required("AIRDOCK_PRIVATE_ALB_DNS", env), https),
             public=LoadBalancer(public_listener, _required("AIRDOCK_PUBLIC_ALB_DNS", env), https) if public_listener else None,
             domain=env.get("AIRDOCK_WEB_DOMAIN") or None,
-            token_endpoints_target_group_arn=env.get("AIRDOCK_TOKEN_ENDPOINTS_TARGET_GROUP_ARN") or None,
         ),
         client=client("elbv2"),
     )
@@ -129,6 +133,11 @@ def compute_from_environ(
         databases=databases,
         logs=CloudWatchLogGroups(int(env.get("AIRDOCK_LOG_RETENTION_DAYS", "30")), client("logs")),
         web=web,
+        # The private DNS namespace the web front finds the webserver in (discovery.py).
+        discovery=CloudMapDiscovery(
+            DiscoveryConfig(_required("AIRDOCK_DISCOVERY_NAMESPACE_ID", env), _required("AIRDOCK_DISCOVERY_NAMESPACE", env)),
+            client("servicediscovery"),
+        ),
         ecs=client("ecs"),
         ec2=client("ec2"),
         ecr=client("ecr"),

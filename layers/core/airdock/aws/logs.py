@@ -22,6 +22,7 @@ MODULES: dict[str, str] = {
 COMPONENT_MODULE: dict[str, str] = {
     "scheduler": "SchedulerLogs",
     "webserver": "WebserverLogs",
+    "web-front": "WebserverLogs",
     "dag-processor": "DagProcessingLogs",
     "triggerer": "SchedulerLogs",
     "worker": "WorkerLogs",

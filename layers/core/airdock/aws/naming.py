@@ -37,6 +37,17 @@ def target_group_name(env: str) -> str:
     return fit(f"ad-{env.replace('_', '-')}", 32).strip("-")
 
 
+def discovery_service_name(env: str, component: str) -> str:
+    """A Cloud Map service name that is one DNS label (63 characters, [a-z0-9-]). An environment
+    name with `_` or capitals is changed to fit, and then suffixed with a hash of the original, so
+    `a_b` and `a-b` never share a name."""
+    raw = f"{env}-{component}"
+    label = re.sub(r"[^a-z0-9-]", "-", raw.lower())
+    if label != raw:
+        label = f"{label[:54]}-{hashlib.sha256(raw.encode()).hexdigest()[:8]}"
+    return fit(label, 63).strip("-")
+
+
 def secret_name(env: str, kind: str) -> str:
     return f"{PREFIX}/{env}/{kind}"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-COMPONENTS = ("scheduler", "webserver", "dag-processor", "triggerer", "worker")
+COMPONENTS = ("scheduler", "webserver", "dag-processor", "triggerer", "worker", "web-front")
 
 
 @dataclass(frozen=True)
@@ -29,29 +29,31 @@ class Size:
 SIZES: dict[str, dict[str, Size]] = {
     "mw1.micro": {
         "scheduler": Size(512, 1024), "webserver": Size(256, 1024), "dag-processor": Size(256, 512),
-        "triggerer": Size(256, 512), "worker": Size(512, 1024),
+        "triggerer": Size(256, 512), "worker": Size(512, 1024), "web-front": Size(256, 1024),
     },
     "mw1.small": {
         "scheduler": Size(512, 1024), "webserver": Size(256, 1024), "dag-processor": Size(256, 1024),
-        "triggerer": Size(256, 512), "worker": Size(1024, 2048),
+        "triggerer": Size(256, 512), "worker": Size(1024, 2048), "web-front": Size(256, 1024),
     },
     "mw1.medium": {
         "scheduler": Size(1024, 2048), "webserver": Size(512, 2048), "dag-processor": Size(512, 1024),
-        "triggerer": Size(256, 1024), "worker": Size(2048, 4096),
+        "triggerer": Size(256, 1024), "worker": Size(2048, 4096), "web-front": Size(512, 2048),
     },
     "mw1.large": {
         "scheduler": Size(2048, 4096), "webserver": Size(1024, 2048), "dag-processor": Size(1024, 2048),
-        "triggerer": Size(512, 1024), "worker": Size(4096, 8192),
+        "triggerer": Size(512, 1024), "worker": Size(4096, 8192), "web-front": Size(512, 2048),
     },
     "mw1.xlarge": {
         "scheduler": Size(4096, 8192), "webserver": Size(1024, 4096), "dag-processor": Size(2048, 4096),
-        "triggerer": Size(1024, 2048), "worker": Size(8192, 24576),
+        "triggerer": Size(1024, 2048), "worker": Size(8192, 24576), "web-front": Size(1024, 2048),
     },
     "mw1.2xlarge": {
         "scheduler": Size(8192, 16384), "webserver": Size(2048, 4096), "dag-processor": Size(4096, 8192),
-        "triggerer": Size(1024, 2048), "worker": Size(16384, 32768),
+        "triggerer": Size(1024, 2048), "worker": Size(16384, 32768), "web-front": Size(1024, 2048),
     },
 }
+# "web-front" (images/airflow/web_front.py): a small proxy, but each CLI call runs an Airflow
+# command in its task (~300 MB while it runs), so it is sized for one such command at a time.
 # The one-off `airflow db migrate` task.
 MIGRATE = Size(512, 1024)
 

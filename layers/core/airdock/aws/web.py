@@ -2,11 +2,13 @@
 
 WebserverAccessMode PUBLIC_ONLY (and PUBLIC_AND_PRIVATE) -> a rule on the internet-facing ALB's
 listener; PRIVATE_ONLY -> a rule on the internal ALB's listener (reachable from the VPC only). Each
-environment gets an `ip` target group (Fargate tasks are awsvpc) that its webserver service
-registers into, and a listener rule routing to it: by host name `{Name}.{domain}` when the
-deployment has a wildcard domain, else by path `/{Name}/*` (Airflow's base_url carries the prefix).
-The `/aws_mwaa/*` paths (CLI and web-login token endpoints) get their own rule, ahead of the
-environment's, to the deployment's token-endpoint target group when one is configured.
+environment gets an `ip` target group (Fargate tasks are awsvpc) that its web front service
+registers into (images/airflow/web_front.py: `/aws_mwaa/cli`, `/aws_mwaa/aws-console-sso`, and
+everything else proxied to the Airflow webserver), and a listener rule routing to it: by host name
+`{Name}.{domain}` when the deployment has a wildcard domain, else by path `/{Name}/*` (Airflow's
+base_url carries the prefix). With paths, `/{Name}/aws_mwaa/*` gets its own rule, ahead of the
+environment's, to the same target group with a URL rewrite to `/aws_mwaa/*`: the web front serves
+those endpoints at the root, where MWAA clients find them on a host of their own.
 
 Idempotent: rules are found by the target group they forward to, so a re-run finds what an
 earlier run created, and a change of access mode moves the rules to the other listener.
@@ -24,7 +26,11 @@ from airdock.aws import naming
 from airdock.core.errors import ProvisioningError
 from airdock.core.models import Environment
 
-WEB_PORT = 8080
+WEB_PORT = 8080  # the Airflow API server / webserver in its task
+WEB_FRONT_PORT = 8080  # the web front in its own task (awsvpc: its own address)
+# The load balancer's health check: the web front's sign-in page, served without Airflow.
+SSO_HEALTH_PATH = "/aws_mwaa/aws-console-sso"
+FRONT_PATHS = "/aws_mwaa/*"
 
 
 @dataclass(frozen=True)
@@ -40,7 +46,6 @@ class WebConfig:
     private: LoadBalancer
     public: LoadBalancer | None = None
     domain: str | None = None  # environments are {Name}.{domain}; wildcard DNS points at the ALBs
-    token_endpoints_target_group_arn: str | None = None
 
 
 class AlbWebAccess:
@@ -82,17 +87,21 @@ class AlbWebAccess:
         for other in self._listeners():
             if other.listener_arn != wanted.listener_arn:
                 self._delete_rules(other.listener_arn, target_group)
-        existing = self._rules(wanted.listener_arn, target_group)
-        if not existing:
-            self._create_rule(wanted.listener_arn, self._conditions(env, "/*"), target_group, env.Name, 0)
-        if self.config.token_endpoints_target_group_arn and not self._rules(
-            wanted.listener_arn, self.config.token_endpoints_target_group_arn, self._conditions(env, "/aws_mwaa/*")
-        ):
-            # Lower number = evaluated first: the token endpoints win over the UI's catch-all.
-            self._create_rule(
-                wanted.listener_arn, self._conditions(env, "/aws_mwaa/*"),
-                self.config.token_endpoints_target_group_arn, env.Name, -1,
-            )
+        listener = wanted.listener_arn
+        front_priority = 0
+        if not self.config.domain:
+            front = self._conditions(env, FRONT_PATHS)
+            found = self._rules(listener, target_group, front)
+            front_priority = (int(found[0]["Priority"]) if found else
+                              self._create_rule(listener, front, target_group, env.Name, -1, self._front_transforms(env)))
+        catch_all = self._conditions(env, "/*")
+        for rule in self._rules(listener, target_group, catch_all):
+            if int(rule["Priority"]) > front_priority:
+                break
+            # Lower number = evaluated first: the `/aws_mwaa/*` rule must come before this one.
+            self._delete_rule(rule["RuleArn"])
+        else:
+            self._create_rule(listener, catch_all, target_group, env.Name, 0, after=front_priority)
         return target_group
 
     def delete(self, env_name: str) -> None:
@@ -100,10 +109,6 @@ class AlbWebAccess:
         for listener in self._listeners():
             if arn:
                 self._delete_rules(listener.listener_arn, arn)
-            if self.config.token_endpoints_target_group_arn:
-                for rule in self._rules(listener.listener_arn, self.config.token_endpoints_target_group_arn):
-                    if self._belongs_to(rule, env_name):
-                        self._delete_rule(rule["RuleArn"])
         if arn:
             try:
                 self.elb.delete_target_group(TargetGroupArn=arn)
@@ -113,13 +118,10 @@ class AlbWebAccess:
 
     # ------------------------------------------------------------------ helpers
 
-    def _belongs_to(self, rule: dict[str, Any], env_name: str) -> bool:
-        mine = {f"/{env_name}/aws_mwaa/*", f"{env_name}.{self.config.domain}"}
-        for condition in rule.get("Conditions", []):
-            config = condition.get("PathPatternConfig") or condition.get("HostHeaderConfig") or {}
-            if mine & set(config.get("Values", []) or condition.get("Values", [])):
-                return True
-        return False
+    def _front_transforms(self, env: Environment) -> list[dict[str, Any]]:
+        # MWAA names are [a-zA-Z][0-9a-zA-Z-_]*: nothing to escape in the pattern.
+        return [{"Type": "url-rewrite", "UrlRewriteConfig": {"Rewrites": [
+            {"Regex": f"^/{env.Name}/aws_mwaa/(.*)$", "Replace": "/aws_mwaa/$1"}]}}]
 
     def _listeners(self) -> list[LoadBalancer]:
         return [lb for lb in (self.config.private, self.config.public) if lb is not None]
@@ -149,7 +151,7 @@ class AlbWebAccess:
         return str(self.elb.create_target_group(
             Name=naming.target_group_name(env.Name),
             Protocol="HTTP",
-            Port=WEB_PORT,
+            Port=WEB_FRONT_PORT,
             VpcId=self.config.vpc_id,
             TargetType="ip",
             HealthCheckProtocol="HTTP",
@@ -186,21 +188,25 @@ class AlbWebAccess:
             if exc.response["Error"]["Code"] != "RuleNotFound":
                 raise
 
-    def _create_rule(self, listener_arn: str, conditions: list[dict[str, Any]], target_group: str, name: str, slot: int) -> None:
-        # A stable priority per environment (rules are unique per priority), probing forward on
-        # a collision with another environment's.
+    def _create_rule(self, listener_arn: str, conditions: list[dict[str, Any]], target_group: str, name: str,
+                     slot: int, transforms: list[dict[str, Any]] | None = None, after: int = 0) -> int:
+        """Create the rule; returns its priority. A stable priority per environment (rules are
+        unique per priority), probing forward on a collision with another environment's, and
+        always above `after`."""
         base = int(hashlib.sha256(name.encode()).hexdigest(), 16) % 24000
-        for attempt in range(50):
+        first = 0 if 2 * base + 2 + slot > after else (after - 2 * base - 2 - slot) // 2 + 1
+        for attempt in range(first, first + 50):
             priority = 2 * (base + attempt) + 2 + slot
+            request: dict[str, Any] = {
+                "ListenerArn": listener_arn, "Priority": priority, "Conditions": conditions,
+                "Actions": [{"Type": "forward", "TargetGroupArn": target_group}],
+                "Tags": [{"Key": "airdock:environment", "Value": name}],
+            }
+            if transforms:
+                request["Transforms"] = transforms
             try:
-                self.elb.create_rule(
-                    ListenerArn=listener_arn,
-                    Priority=priority,
-                    Conditions=conditions,
-                    Actions=[{"Type": "forward", "TargetGroupArn": target_group}],
-                    Tags=[{"Key": "airdock:environment", "Value": name}],
-                )
-                return
+                self.elb.create_rule(**request)
+                return priority
             except ClientError as exc:
                 if exc.response["Error"]["Code"] != "PriorityInUse":
                     raise

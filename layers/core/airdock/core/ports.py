@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from collections.abc import Iterator
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel
@@ -212,3 +213,17 @@ class DecisionLog(Protocol):
 
     def recent(self, environment: str, limit: int = 20) -> list[dict[str, Any]]:
         """The newest `limit` decisions of one environment, newest first."""
+
+
+def all_records(repository: EnvironmentRepository, page: int = 100) -> Iterator[EnvironmentRecord]:
+    """Every stored environment, page by page (records deleted meanwhile are skipped)."""
+    after: str | None = None
+    while True:
+        names = repository.list_names(page, after)
+        if not names:
+            return
+        after = names[-1]
+        for name in names:
+            record = repository.get(name)
+            if record is not None:
+                yield record

@@ -45,6 +45,7 @@ from airdock.core.ports import (
     SystemClock,
     Workflows,
 )
+from airdock.core.logs import MODULES as LOG_MODULES
 from airdock.core.settings import Settings
 
 if TYPE_CHECKING:
@@ -52,13 +53,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-LOG_MODULES: dict[str, str] = {
-    "DagProcessingLogs": "DAGProcessing",
-    "SchedulerLogs": "Scheduler",
-    "TaskLogs": "Task",
-    "WebserverLogs": "WebServer",
-    "WorkerLogs": "Worker",
-}
 # How often a write that lost a race on an unrelated member (tags, progress) is retried.
 _RETRIES = 8
 

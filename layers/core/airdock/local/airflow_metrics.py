@@ -17,7 +17,7 @@ import time
 from typing import Any, Callable
 
 from airdock.core import status
-from airdock.core.ports import EnvironmentRecord, MetricPoint, Metrics
+from airdock.core.ports import MetricPoint, Metrics, all_records
 
 log = logging.getLogger("airdock.local.metrics")
 
@@ -36,21 +36,15 @@ class AirflowHealthMetrics:
 
     def collect_once(self) -> list[MetricPoint]:
         points: list[MetricPoint] = []
-        after: str | None = None
-        while True:
-            names = self.repository.list_names(100, after)
-            if not names:
-                break
-            after = names[-1]
-            for name in names:
-                record: EnvironmentRecord | None = self.repository.get(name)
-                airflow = self.environment(name)
-                if record is None or airflow is None or record.environment.Status not in (status.AVAILABLE, status.MAINTENANCE):
-                    continue
-                try:
-                    points += self.sample(name, airflow)
-                except Exception as exc:  # restarting, or not up yet
-                    log.debug("no health metrics for %s: %s", name, exc)
+        for record in all_records(self.repository):
+            name = record.name
+            airflow = self.environment(name)
+            if airflow is None or record.environment.Status not in (status.AVAILABLE, status.MAINTENANCE):
+                continue
+            try:
+                points += self.sample(name, airflow)
+            except Exception as exc:  # restarting, or not up yet
+                log.debug("no health metrics for %s: %s", name, exc)
         self.metrics.put(points)
         return points
 

@@ -14,7 +14,7 @@ from airdock.core import catalog, status
 from airdock.core.errors import ProvisioningError
 from airdock.core.logs import module_levels
 from airdock.core.models import Environment
-from airdock.core.ports import EnvironmentRepository, Health
+from airdock.core.ports import EnvironmentRepository, Health, all_records
 from airdock.local.airflow_env import AirflowEnvError, AirflowEnvSpec, LocalAirflowEnvironment
 from airdock.local.buckets import LocalBuckets
 from airdock.local.runtime import RuntimeBuildError, RuntimeCache
@@ -278,17 +278,10 @@ class LocalCompute:
     def recover(self, repository: EnvironmentRepository) -> None:
         """After a restart (clean or a crash): environments that should be running are started
         again in the background; workflows in flight restart their own environments."""
-        after: str | None = None
-        while True:
-            names = repository.list_names(100, after)
-            if not names:
-                break
-            after = names[-1]
-            for name in names:
-                record = repository.get(name)
-                if record is not None and record.environment.Status == status.AVAILABLE:
-                    threading.Thread(target=self._restart, args=(record.environment,), daemon=True,
-                                     name=f"recover-{name}").start()
+        for record in all_records(repository):
+            if record.environment.Status == status.AVAILABLE:
+                threading.Thread(target=self._restart, args=(record.environment,), daemon=True,
+                                 name=f"recover-{record.name}").start()
 
     def _restart(self, env: Environment) -> None:
         try:

@@ -15,7 +15,7 @@ import time
 from typing import Any, Callable
 
 from airdock.core import autoscaling, status
-from airdock.core.ports import EnvironmentRepository, MetricPoint, Metrics, WorkerPool
+from airdock.core.ports import EnvironmentRepository, MetricPoint, Metrics, WorkerPool, all_records
 from airdock.local.sqlite_db import SqliteDatabase
 
 log = logging.getLogger("airdock.local.metrics")
@@ -66,20 +66,13 @@ class MetricsCollector:
 
     def collect_once(self) -> list[MetricPoint]:
         points: list[MetricPoint] = []
-        after: str | None = None
-        while True:
-            names = self.repository.list_names(100, after)
-            if not names:
-                break
-            after = names[-1]
-            for name in names:
-                record = self.repository.get(name)
-                if record is None or record.environment.Status not in _RUNNING_STATES:
-                    continue
-                try:
-                    points += self.sample(name)
-                except Exception as exc:  # not running here yet, or Airflow restarting
-                    log.debug("no metrics for %s: %s", name, exc)
+        for record in all_records(self.repository):
+            if record.environment.Status not in _RUNNING_STATES:
+                continue
+            try:
+                points += self.sample(record.name)
+            except Exception as exc:  # not running here yet, or Airflow restarting
+                log.debug("no metrics for %s: %s", record.name, exc)
         self.metrics.put(points)
         return points
 

@@ -51,7 +51,8 @@ def bounded_http_protocol() -> type:
 
     class BoundedHttpToolsProtocol(HttpToolsProtocol):  # type: ignore[misc]
         _in_head = True
-        _head_bytes = 0
+        _head_bytes = 0  # bytes received while the head is incomplete (bounds memory)
+        _head_len = 0    # exact size of the URL and headers parsed so far (decides the 431)
 
         def data_received(self, data: bytes) -> None:
             if self._in_head:
@@ -61,8 +62,23 @@ def bounded_http_protocol() -> type:
                 self._head_bytes += len(data)
             super().data_received(data)
 
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self._head_len = 0
+
+        def on_url(self, url: bytes) -> None:
+            self._head_len += len(url)
+            super().on_url(url)
+
+        def on_header(self, name: bytes, value: bytes) -> None:
+            self._head_len += len(name) + len(value) + 4
+            super().on_header(name, value)
+
         def on_headers_complete(self) -> None:
             self._in_head = False
+            # A head that arrived in few large reads passes the memory check above; its exact
+            # size goes to the app, which answers 431 before touching the request.
+            self.scope["airdock.head_bytes"] = self._head_len  # type: ignore[typeddict-unknown-key]
             super().on_headers_complete()
 
         def on_message_complete(self) -> None:
@@ -103,6 +119,9 @@ class LocalEndpoint:
         if scope["type"] != "http":
             return
         path: str = scope["path"]
+        if scope.get("airdock.head_bytes", 0) > MAX_HEAD_BYTES:
+            await _send_error(send, 431, "ValidationException", f"Request line and headers exceed {MAX_HEAD_BYTES} bytes.")
+            return
         if path == "/_airdock/health":
             await _send_json(send, 200, self._health())
             return

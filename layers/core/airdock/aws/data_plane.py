@@ -1,0 +1,121 @@
+"""The data plane on AWS: CreateCliToken, CreateWebLoginToken and InvokeRestApi for the API function.
+
+The same operations as locally (local/data_plane.py: roles, token claims, the REST call), with
+the environment's keys read from Secrets Manager instead of its secrets.json:
+
+    token_key     secret `airdock/{Name}/web-front`, key `token_key` (created by EcsCompute at
+                  prepare; the web front task gets it as the ECS secret AIRDOCK_TOKEN_KEY)
+    jwt_secret    secret `airdock/{Name}/airflow` (Airflow 3's API JWT secret), read only when
+                  InvokeRestApi needs it
+
+InvokeRestApi goes through the environment's web front (its WebserverUrl), which proxies to the
+Airflow API: the API function must reach that load balancer (the internet-facing one, or the
+internal one when the function runs in the VPC).
+
+Airflow roles: MWAA maps IAM permissions on `arn:aws:airflow:...:role/{Name}/{Role}`; here the
+mapping is the JSON the API function gets as AIRDOCK_AIRFLOW_ROLES (the same shape as local
+mode's airflow-roles.json: access key id or principal ARN -> role, or -> {environment|"*": role});
+the account's root user is Admin.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+from airdock.aws import naming
+from airdock.core.airflow_access import RolePolicy
+from airdock.core.errors import ServiceUnavailable, ValidationError
+from airdock.core.ports import EnvironmentRecord
+from airdock.local.data_plane import LocalDataPlane, _Target
+
+# Keys never rotate, but an environment deleted and created again under the same name has new
+# ones: a cached key is used for this long.
+KEY_CACHE_S = 60.0
+
+
+class SecretsManagerKeys:
+    """An environment's keys from Secrets Manager, cached briefly."""
+
+    def __init__(self, client: Any | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self._client = client
+        self.clock = clock
+        self._cache: dict[tuple[str, str], tuple[float, dict[str, str]]] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def sm(self) -> Any:
+        if self._client is None:  # created on first use: building the service calls nothing
+            self._client = boto3.client("secretsmanager")
+        return self._client
+
+    def secret(self, env_name: str, kind: str) -> dict[str, str]:
+        key = (env_name, kind)
+        with self._lock:
+            cached = self._cache.get(key)
+            if cached and self.clock() - cached[0] < KEY_CACHE_S:
+                return cached[1]
+        try:
+            value = json.loads(self.sm.get_secret_value(SecretId=naming.secret_name(env_name, kind))["SecretString"])
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ResourceNotFoundException":
+                raise ServiceUnavailable(f"Environment {env_name} has no web front keys yet; "
+                                         "try again when it is AVAILABLE.") from None
+            raise
+        with self._lock:
+            self._cache[key] = (self.clock(), value)
+        return dict(value)
+
+    def token_key(self, env_name: str) -> str:
+        """The key the environment's CLI and web login tokens are signed with."""
+        return self.secret(env_name, "web-front")["token_key"]
+
+
+class _Keys(dict):  # type: ignore[type-arg]
+    """The `_Target.secrets` mapping: the token key at once, the Airflow keys when first used."""
+
+    def __init__(self, keys: SecretsManagerKeys, env_name: str) -> None:
+        super().__init__(token_key=keys.token_key(env_name))
+        self._keys, self._env = keys, env_name
+
+    def __missing__(self, key: str) -> str:
+        value = self._keys.secret(self._env, "airflow").get(key)
+        if value is None:
+            raise KeyError(key)
+        self[key] = value
+        return value
+
+
+class AwsDataPlane(LocalDataPlane):
+    def __init__(self, keys: SecretsManagerKeys, *, https: bool = False, role_policy: RolePolicy | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        # No environment folders and no role file on AWS: _target and role_policy are below.
+        super().__init__(Path("/nonexistent"), lambda: None, Path("/nonexistent/airflow-roles.json"), clock)
+        self.keys = keys
+        self.https = https
+        self._role_policy = role_policy or {}
+
+    @classmethod
+    def from_environ(cls, environ: dict[str, str], client: Any | None = None) -> "AwsDataPlane":
+        raw = environ.get("AIRDOCK_AIRFLOW_ROLES") or "{}"
+        try:
+            policy = json.loads(raw)
+        except ValueError as exc:
+            raise ValidationError(f"AIRDOCK_AIRFLOW_ROLES is not valid JSON: {exc}") from None
+        return cls(SecretsManagerKeys(client), https=environ.get("AIRDOCK_LISTENER_HTTPS", "false").lower() == "true",
+                   role_policy=policy if isinstance(policy, dict) else {})
+
+    def role_policy(self) -> RolePolicy:
+        return self._role_policy
+
+    def _target(self, record: EnvironmentRecord) -> _Target:
+        host = self._hostname(record)
+        scheme = "https" if self.https else "http"
+        airflow3 = int(record.environment.AirflowVersion.split(".")[0]) >= 3
+        return _Target(f"{scheme}://{host}", airflow3, _Keys(self.keys, record.name))

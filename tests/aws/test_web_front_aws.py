@@ -1,0 +1,135 @@
+"""The web front on AWS, under moto: its ECS service behind the environment's target group, its
+token key in Secrets Manager (created once, injected into its task only), the webserver found by
+Cloud Map DNS, the listener rules, and the control plane signing tokens the front accepts."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from airdock.aws import naming
+from airdock.aws.data_plane import AwsDataPlane, SecretsManagerKeys
+from airdock.core import tokens
+from airdock.core.ports import Caller, EnvironmentRecord
+from aws.conftest import ACCOUNT, Stack
+from aws.test_adapters import _services, _up, environment
+
+LISTENER = "AIRDOCK_PRIVATE_LISTENER_ARN"
+
+
+def _container(stack: Stack, service: dict[str, Any]) -> dict[str, Any]:
+    definition = stack.client("ecs").describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]
+    return dict(definition["containerDefinitions"][0], cpu=definition["cpu"], memory=definition["memory"])
+
+
+def test_the_web_front_is_a_service_in_the_target_group_proxying_to_the_webserver_by_cloud_map(stack: Stack) -> None:
+    env = environment(stack)
+    compute = _up(stack, env)
+    services = _services(stack, "analytics")
+    front = services["web-front"]
+    assert front["desiredCount"] == 1
+    group = stack.client("elbv2").describe_target_groups(Names=[naming.target_group_name("analytics")])["TargetGroups"][0]
+    assert front["loadBalancers"] == [{"targetGroupArn": group["TargetGroupArn"], "containerName": "airflow",
+                                       "containerPort": 8080}]
+    assert group["HealthCheckPath"] == "/aws_mwaa/aws-console-sso"
+
+    container = _container(stack, front)
+    assert container["image"].endswith("/airdock-airflow:3.3.2")  # the same image as every component
+    assert (container["cpu"], container["memory"]) == ("256", "1024")
+    variables = {v["name"]: v["value"] for v in container["environment"]}
+    assert variables["AIRDOCK_COMPONENT"] == "web-front"
+    assert variables["AIRDOCK_ENVIRONMENT_NAME"] == "analytics"
+    assert variables["AIRDOCK_WEB_FRONT_PORT"] == "8080"
+    assert variables["AIRDOCK_WEB_UPSTREAM"] == "http://analytics-webserver.airdock.internal:8080"
+    assert variables["AIRDOCK_AIRFLOW_MAJOR"] == "3"
+    assert container["portMappings"][0]["containerPort"] == 8080
+
+    # The webserver registers into the Cloud Map service whose DNS name is that upstream.
+    discovery = stack.client("servicediscovery").list_services()["Services"]
+    assert [s["Name"] for s in discovery] == ["analytics-webserver"]
+    assert services["webserver"]["serviceRegistries"] == [{"registryArn": discovery[0]["Arn"]}]
+    assert compute.discovery.hostname("analytics") == "analytics-webserver.airdock.internal"
+
+
+def test_the_token_key_is_one_secret_created_once_and_given_to_the_web_front_only(stack: Stack) -> None:
+    env = environment(stack)
+    compute = _up(stack, env)
+    sm = stack.client("secretsmanager")
+    first = json.loads(sm.get_secret_value(SecretId="airdock/analytics/web-front")["SecretString"])
+    _up(stack, env, compute)
+    compute.replace(env, "GRACEFUL", lambda _m: None)
+    again = json.loads(sm.get_secret_value(SecretId="airdock/analytics/web-front")["SecretString"])
+    assert again == first and len(first["token_key"]) >= 43  # 256 bits, never regenerated
+    assert len([s for s in sm.list_secrets()["SecretList"] if s["Name"] == "airdock/analytics/web-front"]) == 1
+
+    services = _services(stack, "analytics")
+    front = {s["name"]: s["valueFrom"] for s in _container(stack, services["web-front"])["secrets"]}
+    arn = sm.describe_secret(SecretId="airdock/analytics/web-front")["ARN"]
+    assert front["AIRDOCK_TOKEN_KEY"] == f"{arn}:token_key::"
+    assert front["AIRDOCK_JWT_SECRET"].endswith(":jwt_secret::")
+    for component in ("scheduler", "webserver", "worker", "triggerer", "dag-processor"):
+        names = {s["name"] for s in _container(stack, services[component])["secrets"]}
+        assert "AIRDOCK_TOKEN_KEY" not in names, component
+
+
+def test_path_routing_sends_the_environment_and_its_aws_mwaa_paths_to_the_web_front_first(stack: Stack) -> None:
+    sent: list[dict[str, Any]] = []
+    stack.client("elbv2").meta.events.register(
+        "provide-client-params.elastic-load-balancing-v2.CreateRule", lambda params, **_: sent.append(dict(params)))
+    env = environment(stack)
+    compute = _up(stack, env)
+    compute.web.ensure(env, compute._health_path(env))  # again: nothing more
+    elb = stack.client("elbv2")
+    group = elb.describe_target_groups(Names=[naming.target_group_name("analytics")])["TargetGroups"][0]["TargetGroupArn"]
+    rules = {tuple(r["Conditions"][0]["PathPatternConfig"]["Values"]): r
+             for r in elb.describe_rules(ListenerArn=stack.environ[LISTENER])["Rules"] if not r["IsDefault"]}
+    assert set(rules) == {("/analytics/aws_mwaa/*",), ("/analytics/*", "/analytics")}
+    assert all(r["Actions"][0]["TargetGroupArn"] == group for r in rules.values())
+    assert int(rules[("/analytics/aws_mwaa/*",)]["Priority"]) < int(rules[("/analytics/*", "/analytics")]["Priority"])
+    # The web front serves /aws_mwaa/* at its root: the ALB rewrites the environment prefix away.
+    assert len(sent) == 2
+    front = next(p for p in sent if p["Conditions"][0]["PathPatternConfig"]["Values"] == ["/analytics/aws_mwaa/*"])
+    assert front["Transforms"] == [{"Type": "url-rewrite", "UrlRewriteConfig": {"Rewrites": [
+        {"Regex": "^/analytics/aws_mwaa/(.*)$", "Replace": "/aws_mwaa/$1"}]}}]
+    assert compute.webserver_hostname(env) == f"{stack.environ['AIRDOCK_PRIVATE_ALB_DNS']}/analytics"
+
+
+def test_host_routing_needs_one_rule_and_no_rewrite(stack: Stack) -> None:
+    stack.environ["AIRDOCK_WEB_DOMAIN"] = "airflow.example.com"
+    env = environment(stack)
+    compute = _up(stack, env)
+    rules = [r for r in stack.client("elbv2").describe_rules(ListenerArn=stack.environ[LISTENER])["Rules"]
+             if not r["IsDefault"]]
+    assert len(rules) == 1
+    assert rules[0]["Conditions"][0]["HostHeaderConfig"]["Values"] == ["analytics.airflow.example.com"]
+    assert compute.webserver_hostname(env) == "analytics.airflow.example.com"
+
+
+def test_destroy_removes_the_web_front_its_secret_rules_and_discovery(stack: Stack) -> None:
+    env = environment(stack)
+    compute = _up(stack, env)
+    compute.destroy(env)
+    compute.destroy(env)
+    assert "web-front" not in _services(stack, "analytics")
+    assert stack.client("ecs").list_task_definitions(familyPrefix="airdock-analytics-web-front",
+                                                     status="ACTIVE")["taskDefinitionArns"] == []
+    assert not [s for s in stack.client("secretsmanager").list_secrets()["SecretList"]
+                if s["Name"] == "airdock/analytics/web-front"]
+    assert stack.client("servicediscovery").list_services()["Services"] == []
+    assert [r for r in stack.client("elbv2").describe_rules(ListenerArn=stack.environ[LISTENER])["Rules"]
+            if not r["IsDefault"]] == []
+
+
+def test_the_control_plane_signs_tokens_with_the_key_the_web_front_is_given(stack: Stack) -> None:
+    env = environment(stack, Status="AVAILABLE", WebserverUrl="internal-alb.example/analytics")
+    _up(stack, env)
+    plane = AwsDataPlane(SecretsManagerKeys(stack.client("secretsmanager")))
+    record = EnvironmentRecord(environment=env)
+    root = Caller(access_key_id="AKIAROOT", principal_arn=f"arn:aws:iam::{ACCOUNT}:root")
+    answer = plane.create_cli_token(record, root)
+    assert answer["WebServerHostname"] == "internal-alb.example/analytics"
+    key = json.loads(stack.client("secretsmanager").get_secret_value(
+        SecretId="airdock/analytics/web-front")["SecretString"])["token_key"]
+    claims = tokens.verify(key, answer["CliToken"], kind=tokens.CLI, environment="analytics")
+    assert claims.role == "Admin"
+    web = plane.create_web_login_token(record, root)
+    assert tokens.verify(key, web["WebToken"], kind=tokens.WEB, environment="analytics").role == "Admin"
