@@ -174,6 +174,13 @@ class LocalCompute:
         self.check_plugins(env)
         progress("pre-flight: resolving requirements")
         candidate = self._environment(env, progress)
+        with self._lock:
+            current = self._envs.get(env.Name)
+        if current is not None and _same_code(current, candidate):
+            # Only settings changed: the running environment already loads exactly this code,
+            # so a throw-away import would prove nothing and cost seconds.
+            progress("pre-flight: DAGs, plugins and requirements unchanged")
+            return
         progress("pre-flight: loading DAGs and plugins in a throw-away process")
         report = candidate.check_dags(candidate.spec.dags_source or "", candidate.spec.plugins_zip)
         if report.get("plugin_errors"):
@@ -309,6 +316,14 @@ class LocalCompute:
 
                 pool = self._worker_pool = LocalWorkerPool(self.environment)
             return pool
+
+
+def _same_code(current: LocalAirflowEnvironment, candidate: LocalAirflowEnvironment) -> bool:
+    """Same runtime (Airflow version + requirements) and the same DAG, plugin and startup sources."""
+    return current.runtime.key == candidate.runtime.key and all(
+        getattr(current.spec, field) == getattr(candidate.spec, field)
+        for field in ("dags_source", "plugins_zip", "startup_script")
+    )
 
 
 def _same_except_workers(current: LocalAirflowEnvironment, candidate: LocalAirflowEnvironment) -> bool:
