@@ -204,30 +204,24 @@ def publish_task_metrics(repository: Any, metrics: Any, pool: Any, now: float | 
     import time
 
     from airdock.core import autoscaling, status
-    from airdock.core.ports import MetricPoint
+    from airdock.core.ports import MetricPoint, all_records
 
     at = time.time() if now is None else now
     points: list[MetricPoint] = []
-    after: str | None = None
-    while True:
-        names = repository.list_names(100, after)
-        if not names:
-            break
-        after = names[-1]
-        for name in names:
-            record = repository.get(name)
-            if record is None or record.environment.Status != status.AVAILABLE:
-                continue
-            try:
-                queued, running = pool.queued_and_running(name)
-            except Exception as exc:  # the decision then holds (no fresh metrics), as designed
-                import logging
+    for record in all_records(repository):
+        name = record.name
+        if record.environment.Status != status.AVAILABLE:
+            continue
+        try:
+            queued, running = pool.queued_and_running(name)
+        except Exception as exc:  # the decision then holds (no fresh metrics), as designed
+            import logging
 
-                logging.getLogger(__name__).warning("no task counts for %s: %s", name, exc)
-                continue
-            # Dimension Environment only: the series CloudWatchMetrics.query reads.
-            points += [MetricPoint(name, autoscaling.QUEUED, float(queued), at, unit="Count"),
-                       MetricPoint(name, autoscaling.RUNNING, float(running), at, unit="Count")]
+            logging.getLogger(__name__).warning("no task counts for %s: %s", name, exc)
+            continue
+        # Dimension Environment only: the series CloudWatchMetrics.query reads.
+        points += [MetricPoint(name, autoscaling.QUEUED, float(queued), at, unit="Count"),
+                   MetricPoint(name, autoscaling.RUNNING, float(running), at, unit="Count")]
     if points:
         metrics.put(points)
     return len(points)

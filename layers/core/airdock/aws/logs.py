@@ -8,16 +8,9 @@ import boto3
 from botocore.exceptions import ClientError
 
 from airdock.aws import naming
+from airdock.core.logs import MODULES
 from airdock.core.models import Environment
 
-# LoggingConfiguration member -> MWAA module name (the suffix of the log group).
-MODULES: dict[str, str] = {
-    "DagProcessingLogs": "DAGProcessing",
-    "SchedulerLogs": "Scheduler",
-    "TaskLogs": "Task",
-    "WebserverLogs": "WebServer",
-    "WorkerLogs": "Worker",
-}
 # Which component writes its process output to which module's group.
 COMPONENT_MODULE: dict[str, str] = {
     "scheduler": "SchedulerLogs",

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Mapping
 
 from airdock.core import catalog, status
-from airdock.core.ports import Clock, DecisionLog, EnvironmentRepository, MetricPoint, Metrics, WorkerInfo, WorkerPool
+from airdock.core.ports import Clock, DecisionLog, EnvironmentRepository, MetricPoint, Metrics, WorkerInfo, WorkerPool, all_records
 
 log = logging.getLogger("airdock.autoscaler")
 
@@ -339,24 +339,18 @@ def tick(repository: EnvironmentRepository, metrics: Metrics, pool: WorkerPool, 
     """One autoscaler run over every AVAILABLE environment (other states belong to workflows)."""
     config = config or AutoscalingConfig()
     made: list[Decision] = []
-    after: str | None = None
-    while True:
-        names = repository.list_names(100, after)
-        if not names:
-            return made
-        after = names[-1]
-        for name in names:
-            record = repository.get(name)
-            if record is None or record.environment.Status != status.AVAILABLE:
-                continue
-            env = record.environment
-            try:
-                made.append(step(name, tasks_per_worker=catalog.tasks_per_worker(env.EnvironmentClass,
-                                                                                   env.AirflowConfigurationOptions),
-                                 min_workers=env.MinWorkers, max_workers=env.MaxWorkers, metrics=metrics,
-                                 pool=pool, clock=clock, config=config, decisions=decisions))
-            except Exception:  # one environment's trouble must not stop the others' scaling
-                log.exception("autoscaling %s failed", name)
+    for record in all_records(repository):
+        env = record.environment
+        if env.Status != status.AVAILABLE:
+            continue
+        try:
+            made.append(step(env.Name, tasks_per_worker=catalog.tasks_per_worker(env.EnvironmentClass,
+                                                                                 env.AirflowConfigurationOptions),
+                             min_workers=env.MinWorkers, max_workers=env.MaxWorkers, metrics=metrics,
+                             pool=pool, clock=clock, config=config, decisions=decisions))
+        except Exception:  # one environment's trouble must not stop the others' scaling
+            log.exception("autoscaling %s failed", env.Name)
+    return made
 
 
 def describe(environment: str, *, now: float, tasks_per_worker: int, min_workers: int, max_workers: int,

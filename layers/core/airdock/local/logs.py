@@ -200,15 +200,9 @@ class LogRouterLoop:
 
     def route_all(self) -> int:
         from airdock.core.logs import enabled_modules
+        from airdock.core.ports import all_records
 
         written = 0
-        after: str | None = None
-        while True:
-            names = self.repository.list_names(100, after)
-            if not names:
-                return written
-            after = names[-1]
-            for name in names:
-                record = self.repository.get(name)
-                if record is not None:
-                    written += self.logs.route(name, enabled_modules(record.environment))
+        for record in all_records(self.repository):
+            written += self.logs.route(record.name, enabled_modules(record.environment))
+        return written
