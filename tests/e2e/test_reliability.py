@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from airdock.local.sample import EXAMPLE_DAG
 from e2e.test_concurrency import PARALLEL, clients, race
@@ -21,7 +22,9 @@ from support.airflow_rest import AirflowRest
 from support.crash import Crasher, create_args, prepare_bucket, wait_final
 from support.processes import processes_under
 
-pytestmark = pytest.mark.airflow
+# Kills real Airflow processes at random points; not yet stable enough for every CI run (issue 10):
+# run with `make test-long`.
+pytestmark = [pytest.mark.airflow, pytest.mark.long]
 
 SEED = 20261129
 NAME = "rel"
@@ -75,6 +78,22 @@ def _pid(crasher: Crasher, component: str) -> int:
     return int(json.loads((crasher.data_dir / "envs" / NAME / "pids" / f"{component}.pid").read_text())["pid"])
 
 
+def _wait_running(crasher: Crasher, timeout: float = 300) -> None:
+    """After a server restart the environment is AVAILABLE while its components are started again
+    in the background: wait until they are up before killing one of them."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pids = crasher.data_dir / "envs" / NAME / "pids"
+        if (pids / "scheduler-1.pid").exists() and (pids / "worker-1.pid").exists():
+            try:
+                if _rest(crasher).call("GET", "/dags")[0] == 200:
+                    return
+            except requests.RequestException:
+                pass
+        time.sleep(2)
+    raise TimeoutError("the environment's components did not come back")
+
+
 def _rest(crasher: Crasher) -> AirflowRest:
     env = crasher.mwaa.get_environment(Name=NAME)["Environment"]
     return AirflowRest(crasher.data_dir / "envs" / NAME, env["WebserverUrl"], env["AirflowVersion"])
@@ -94,6 +113,7 @@ def test_given_the_server_killed_at_random_points_of_updates_then_each_update_co
 
 
 def test_given_a_celery_worker_killed_mid_task_then_the_task_is_retried_and_succeeds(crasher: Crasher) -> None:
+    _wait_running(crasher)
     airflow = _rest(crasher)
     airflow.wait_for_dag("killable")
     assert airflow.call("PATCH", "/dags/killable", {"is_paused": False})[0] == 200
@@ -124,6 +144,7 @@ def test_given_a_celery_worker_killed_mid_task_then_the_task_is_retried_and_succ
 
 
 def test_given_a_scheduler_killed_then_the_supervisor_restarts_it_and_dags_still_run(crasher: Crasher) -> None:
+    _wait_running(crasher)
     before = _pid(crasher, "scheduler-1")
     os.killpg(before, signal.SIGKILL)
     deadline = time.monotonic() + 120
