@@ -68,7 +68,9 @@ def browser() -> Iterator[Any]:
 
 
 def new_page(browser: Any, live: LiveServer) -> Any:
-    context = browser.new_context(viewport=VIEWPORT)
+    # Playwright's wait_for_function evaluates its predicate as a string, which the console's
+    # own Content-Security-Policy (script-src 'self') forbids; the page's CSP is not under test.
+    context = browser.new_context(viewport=VIEWPORT, bypass_csp=True)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
