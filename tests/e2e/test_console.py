@@ -12,7 +12,6 @@ delete, all through the page.
 from __future__ import annotations
 
 import hashlib
-import shutil
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -27,8 +26,6 @@ from airdock.local.sample import EXAMPLE_DAG
 from support.live_server import REPO, LiveServer
 
 ARTIFACTS = REPO / "artifacts" / "console"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 BUCKET = "console-dags"
 ROLE = "arn:aws:iam::000000000000:role/console"
 VIEWPORT = {"width": 1440, "height": 900}  # a laptop screen
@@ -53,18 +50,6 @@ def signed(live: LiveServer, method: str, path: str, query: str = "") -> request
     SigV4Auth(Credentials(key, secret), "airflow", "us-east-1").add_auth(request)
     return requests.request(method, url, headers=dict(request.headers), timeout=10)
 
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    executable = shutil.which("chromium")
-    if executable is None:
-        pytest.fail("Debian's chromium is missing: run `make install`")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 def new_page(browser: Any, live: LiveServer) -> Any:

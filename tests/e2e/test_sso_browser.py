@@ -7,7 +7,6 @@ browser is downloaded. Screenshots go to artifacts/ (gitignored).
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,8 +22,6 @@ pytestmark = pytest.mark.airflow
 NAME = "sso3"
 DAG = "example_hello"
 ARTIFACTS = REPO / "artifacts"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 
 
 @pytest.fixture(scope="module")
@@ -50,18 +47,6 @@ def env(server: LiveServer) -> dict[str, Any]:
     wait_dag_visible(server, NAME, DAG)
     return found
 
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    executable = shutil.which("chromium")
-    if executable is None:
-        pytest.fail("Debian's chromium is missing: run `make install`")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 def sso_url(login: dict[str, Any]) -> str:
