@@ -7,7 +7,11 @@ Airdock killed).
 
 The trace (seeded, default seed 7, 8 hours): DAG fan-outs — bursts of 15–80 tasks arriving at once,
 their start times 15–45 min apart — plus a trickle of single background tasks (Poisson, 1 per
-8 min on average). Task durations are log-normal (median 3 min, sigma 1.0, capped at 60 min): most
+8 min on average). The fan-outs are runs of scheduled DAGs: Airflow's scheduler knows each one's
+time (`dag.next_dagrun_create_after`) and task count ahead, as it does for any DAG with a
+schedule; the trickle is unscheduled (sensors, manual triggers) and is never known ahead. The
+table also shows Airdock with the fan-outs treated as unscheduled (pre-warm off): purely
+reactive, like MWAA. Task durations are log-normal (median 3 min, sigma 1.0, capped at 60 min): most
 tasks are short, a few run long — the long tail that keeps workers alive after a burst.
 
 The environment: mw1.small (5 tasks per worker), MinWorkers 1, MaxWorkers 10. Both policies run
@@ -16,11 +20,11 @@ on the same simulated Fargate/Celery world, stepped every 5 s:
   its launch; a worker is billed until it is gone;
 - a worker with a free slot takes the oldest queued task (Celery's prefetch of 1, acks_late);
   among several free workers one is chosen at random (seeded), as whichever polls first wins;
-- metrics are CloudWatch's: one point per period (its Maximum of QueuedTasks and RunningTasks),
-  available at the end of the period. MWAA: 1-minute periods, a decision once a minute. Airdock:
-  10-second high-resolution points (CloudWatch StorageResolution=1 custom metrics, or the broker
-  read directly) and a decision every 10 s — EventBridge's `rate(1 minute)` starts the Lambda,
-  which ticks every AIRDOCK_AUTOSCALER_INTERVAL_S=10 within the invocation (functions/autoscaler).
+- metrics are CloudWatch's: one point per 1-minute period (its Maximum of QueuedTasks and
+  RunningTasks), available at the end of the period, and a decision once a minute — for both:
+  MWAA's published timing, and Airdock's autoscaler function on EventBridge `rate(1 minute)`
+  (template.yaml). Airdock's point also carries ScheduledTasks: the tasks of scheduled runs due
+  within the pre-warm horizon (AutoscalingConfig.prewarm_s, 180 s = a worker's start-up + a tick).
 
 (a) MWAA, as published (docs.aws.amazon.com/mwaa/latest/userguide/mwaa-autoscaling.html,
 "Configuring Amazon MWAA automatic scaling"; MWAA_FACTS.md):
@@ -36,8 +40,10 @@ on the same simulated Fargate/Celery world, stepped every 5 s:
   retried after Airflow's default retry_delay (300 s) and queues again (assumption: the DAG has
   retries; without them the task simply fails).
 (b) Airdock: `airdock.core.autoscaling.step()` — the autoscaler's own code — through a simulated
-WorkerPool port, with the default AutoscalingConfig (3-minute stabilization window, 12 h maximum
-drain). Draining workers take no new tasks and are released once they run nothing.
+WorkerPool port, with the default AutoscalingConfig (3-minute stabilization window, 3-minute
+pre-warm horizon, 12 h maximum drain); the scheduled demand is computed by the same
+`autoscaling.scheduled_demand()` the metrics collectors use. Draining workers take no new tasks
+and are released once they run nothing.
 
 Queue wait of a task = time it spent queued before the attempt that completed (arrival or
 re-queue → start), including the retry delay after a kill. p95 is over all tasks.
@@ -56,13 +62,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "layers" / "core"))
 
 from airdock.core import autoscaling  # noqa: E402
 from airdock.core.memory import InMemoryDecisionLog, InMemoryMetrics  # noqa: E402
-from airdock.core.ports import MetricPoint, WorkerInfo  # noqa: E402
+from airdock.core.ports import MetricPoint, UpcomingRun, WorkerInfo  # noqa: E402
 
 DT = 5.0
 PERIOD = 60.0
-# Airdock on AWS: high-resolution (10 s) CloudWatch points from its collector, and the autoscaler
-# Lambda ticking every 10 s inside each 1-minute invocation (functions/autoscaler/app.py).
-AIRDOCK_PERIOD = 10.0
+# Airdock on AWS decides once a minute too (EventBridge rate(1 minute) in template.yaml).
+AIRDOCK_PERIOD = 60.0
 STARTUP_S = 120.0
 TASKS_PER_WORKER = 5
 MIN_WORKERS, MAX_WORKERS = 1, 10
@@ -82,6 +87,7 @@ class Task:
     started: float | None = None
     done: float | None = None
     kills: int = 0
+    run: str | None = None   # the scheduled DAG run it belongs to
 
 
 @dataclass
@@ -98,24 +104,26 @@ class Worker:
         return now >= self.ready_at and self.draining_since is None and len(self.tasks) < TASKS_PER_WORKER
 
 
-def trace(seed: int, hours: float) -> list[tuple[float, float]]:
-    """(arrival, duration) pairs, sorted by arrival."""
+def trace(seed: int, hours: float) -> list[tuple[float, float, str | None]]:
+    """(arrival, duration, DAG run) triples, sorted by arrival; the DAG run is None for the
+    unscheduled trickle."""
     rng = random.Random(seed)
     end = hours * 3600
-    arrivals: list[tuple[float, float]] = []
+    arrivals: list[tuple[float, float, str | None]] = []
 
     def duration() -> float:
         return min(3600.0, 180.0 * math.exp(rng.gauss(0, 1.0)))
 
     t = rng.uniform(60, 600)
     while t < end:
-        arrivals += [(t, duration()) for _ in range(rng.randint(15, 80))]
+        run = f"fanout@{t:.0f}"
+        arrivals += [(t, duration(), run) for _ in range(rng.randint(15, 80))]
         t += rng.uniform(15 * 60, 45 * 60)
     t = rng.expovariate(1 / 480)
     while t < end:
-        arrivals.append((t, duration()))
+        arrivals.append((t, duration(), None))
         t += rng.expovariate(1 / 480)
-    return sorted(arrivals)
+    return sorted(arrivals, key=lambda a: (a[0], a[1]))
 
 
 class World:
@@ -125,7 +133,7 @@ class World:
         self.rng = random.Random(seed * 1000 + 1)
         self.now = 0.0
         self.end = hours * 3600
-        self.pending = [Task(i, a, d, queued_at=a) for i, (a, d) in enumerate(trace(seed, hours))]
+        self.pending = [Task(i, a, d, queued_at=a, run=r) for i, (a, d, r) in enumerate(trace(seed, hours))]
         self.tasks = list(self.pending)
         self.queue: list[Task] = []
         self.retries: list[Task] = []
@@ -195,13 +203,13 @@ class World:
                 "tasks": len(self.tasks), "unfinished": sum(t.done is None for t in self.tasks)}
 
 
-def run(policy: str, seed: int, hours: float) -> dict[str, float]:
+def run(policy: str, seed: int, hours: float, prewarm: bool = True) -> dict[str, float]:
     world = World(seed, hours)
     metrics = InMemoryMetrics()
     decisions = InMemoryDecisionLog()
     pool = SimPool(world)
     clock = SimClock(world)
-    config = autoscaling.AutoscalingConfig()
+    config = autoscaling.AutoscalingConfig() if prewarm else autoscaling.AutoscalingConfig(prewarm_s=0)
     zero_periods = 0
     period = PERIOD if policy == "mwaa" else AIRDOCK_PERIOD
     next_period = period
@@ -227,8 +235,12 @@ def run(policy: str, seed: int, hours: float) -> dict[str, float]:
                 for w in world.rng.sample(live, len(live) - MIN_WORKERS):
                     w.doomed_at = world.now + MWAA_REMOVAL_S
         else:
-            metrics.put([MetricPoint(ENV, autoscaling.QUEUED, queued, SimPool.EPOCH + world.now),
-                         MetricPoint(ENV, autoscaling.RUNNING, running, SimPool.EPOCH + world.now)])
+            at = SimPool.EPOCH + world.now
+            scheduled = autoscaling.scheduled_demand(pool.upcoming_runs(ENV, at + config.prewarm_s), at,
+                                                     config.prewarm_s)
+            metrics.put([MetricPoint(ENV, autoscaling.QUEUED, queued, at),
+                         MetricPoint(ENV, autoscaling.RUNNING, running, at),
+                         MetricPoint(ENV, autoscaling.SCHEDULED, scheduled, at)])
             autoscaling.step(ENV, tasks_per_worker=TASKS_PER_WORKER, min_workers=MIN_WORKERS,
                              max_workers=MAX_WORKERS, metrics=metrics, pool=pool, clock=clock, config=config,
                              decisions=decisions)
@@ -259,6 +271,17 @@ class SimPool:
 
     def queued_and_running(self, environment: str) -> tuple[int, int]:
         return len(self.world.queue), self.world.running()
+
+    def upcoming_runs(self, environment: str, until: float) -> list[UpcomingRun]:
+        """The scheduled fan-outs not yet arrived and due by `until`: what Airflow's `dag` table
+        (`next_dagrun_create_after`, the DAG's task count) tells ahead of time."""
+        runs: dict[str, list[Task]] = {}
+        for task in self.world.pending:
+            if self.EPOCH + task.arrival > until:
+                break
+            if task.run is not None:
+                runs.setdefault(task.run, []).append(task)
+        return [UpcomingRun(run, self.EPOCH + tasks[0].arrival, len(tasks)) for run, tasks in runs.items()]
 
     def scale_out(self, environment: str, count: int) -> list[str]:
         return [self.world.add_worker() for _ in range(count)]
@@ -293,11 +316,13 @@ def main() -> None:
     args = parser.parse_args()
     mwaa = run("mwaa", args.seed, args.hours)
     airdock = run("airdock", args.seed, args.hours)
+    reactive = run("airdock", args.seed, args.hours, prewarm=False)
     print(f"trace: seed {args.seed}, {args.hours:g} h, {int(mwaa['tasks'])} tasks; mw1.small (5 tasks/worker), "
           f"workers {MIN_WORKERS}..{MAX_WORKERS}")
-    print(f"{'policy':8} {'worker-min':>11} {'p95 wait s':>11} {'killed':>7} {'unfinished':>11}")
-    for name, r in (("MWAA", mwaa), ("Airdock", airdock)):
-        print(f"{name:8} {r['worker_minutes']:11.1f} {r['p95_wait_s']:11.1f} {int(r['killed']):7d} {int(r['unfinished']):11d}")
+    print(f"{'policy':20} {'worker-min':>11} {'p95 wait s':>11} {'killed':>7} {'unfinished':>11}")
+    rows = (("MWAA", mwaa), ("Airdock", airdock), ("Airdock, no pre-warm", reactive))
+    for name, r in rows:
+        print(f"{name:20} {r['worker_minutes']:11.1f} {r['p95_wait_s']:11.1f} {int(r['killed']):7d} {int(r['unfinished']):11d}")
     ratio = airdock["worker_minutes"] / mwaa["worker_minutes"]
     wait_ratio = airdock["p95_wait_s"] / mwaa["p95_wait_s"] if mwaa["p95_wait_s"] else (1.0 if not airdock["p95_wait_s"] else math.inf)
     print(f"autoscaler: worker-minutes ratio {ratio:.2f}, p95 wait ratio {wait_ratio:.2f}, killed {int(airdock['killed'])}")

@@ -15,31 +15,23 @@ from airdock.core.ports import Clock, DecisionLog, EnvironmentRepository, Metric
 def handler(event: dict[str, Any], context: Any, *, repository: EnvironmentRepository | None = None,
             metrics: Metrics | None = None, pool: WorkerPool | None = None, decisions: DecisionLog | None = None,
             clock: Clock | None = None, config: autoscaling.AutoscalingConfig | None = None) -> dict[str, Any]:
+    config = config or autoscaling.AutoscalingConfig.from_environ()
     if repository is None or metrics is None or pool is None:
         repository, metrics, pool, decisions = _aws_adapters()
-        # On AWS nothing else publishes QueuedTasks/RunningTasks: sample them just before deciding.
+        # On AWS nothing else publishes the task metrics: sample them just before deciding.
         from airdock.aws.factory import publish_task_metrics
 
-        publish_task_metrics(repository, metrics, pool)
-    made = autoscaling.tick(repository, metrics, pool, clock or SystemClock(),
-                            config or autoscaling.AutoscalingConfig.from_environ(), decisions)
+        publish_task_metrics(repository, metrics, pool, config=config)
+    made = autoscaling.tick(repository, metrics, pool, clock or SystemClock(), config, decisions)
     return {"decisions": [{"environment": d.inputs.environment, "action": d.action, "desired": d.desired,
                            "current": d.current, "reason": d.reason, "errors": list(d.errors)} for d in made]}
 
 
 def _aws_adapters() -> tuple[EnvironmentRepository, Metrics, WorkerPool, DecisionLog | None]:
-    """The AWS adapters: DynamoDB repository, CloudWatch metrics, the ECS worker pool.
-
-    The ECS side provides `airdock.aws.factory.build_autoscaler_adapters(settings)` returning
-    (metrics, pool, decisions) — see the WorkerPool port in core/ports.py for the contract.
-    """
+    """The AWS adapters: DynamoDB repository, CloudWatch metrics, the ECS worker pool."""
     from airdock.aws import factory
     from airdock.core.settings import settings
     from airdock.wiring import environment_service
 
-    build = getattr(factory, "build_autoscaler_adapters", None)
-    if build is None:
-        raise RuntimeError("airdock.aws.factory.build_autoscaler_adapters is not implemented yet: the ECS "
-                           "worker pool (WorkerPool port) and a DecisionLog are needed on AWS")
-    metrics, pool, decisions = build(settings())
+    metrics, pool, decisions = factory.build_autoscaler_adapters(settings())
     return environment_service().repository, metrics, pool, decisions

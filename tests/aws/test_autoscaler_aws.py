@@ -13,7 +13,7 @@ import pytest
 
 from airdock.aws import naming
 from airdock.aws.factory import build_autoscaler_adapters, publish_task_metrics
-from airdock.aws.worker_pool import DRAINING_TAG, RELEASED_TAG, TASK_COUNTS_SQL
+from airdock.aws.worker_pool import DRAINING_TAG, RELEASED_TAG, TASK_COUNTS_SQL, UPCOMING_RUNS_SQL
 from airdock.core import autoscaling
 from airdock.core.ports import EnvironmentRecord
 from aws.conftest import Stack
@@ -42,21 +42,32 @@ class Clock:
 
 
 class Database:
-    """What the environment's metadata database answers to TASK_COUNTS_SQL."""
+    """What the environment's metadata database answers to TASK_COUNTS_SQL and UPCOMING_RUNS_SQL
+    (the SQL itself runs against a real Airflow schema in tests/e2e/test_worker_autoscaling.py)."""
 
     def __init__(self, stack: Stack) -> None:
         self.queued = 0
         self.running: dict[str, int] = {}  # hostname -> running task instances
+        # dag_id -> (next_dagrun_create_after epoch, max_active_tasks, task count) of unpaused DAGs
+        self.schedules: dict[str, tuple[float, int, int]] = {}
         self.statements: list[dict[str, Any]] = []
         stack.client("rds-data").meta.events.register("before-call.rds-data.ExecuteStatement", self._answer)
 
     def _answer(self, params: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:
         body = json.loads(params["body"])
         self.statements.append(body)
+        if body["sql"] == UPCOMING_RUNS_SQL:
+            until = next(p["value"]["doubleValue"] for p in body["parameters"] if p["name"] == "until")
+            records = [[{"stringValue": dag}, {"doubleValue": due}, {"longValue": limit}, {"longValue": count}]
+                       for dag, (due, limit, count) in self.schedules.items() if due <= until]
+            return self._ok(records)
         assert body["sql"] == TASK_COUNTS_SQL
         records = [[{"stringValue": "queued"}, {"stringValue": ""}, {"longValue": self.queued}]] if self.queued else []
         records += [[{"stringValue": "running"}, {"stringValue": h}, {"longValue": n}] for h, n in self.running.items()]
+        return self._ok(records)
 
+    @staticmethod
+    def _ok(records: list[Any]) -> tuple[Any, dict[str, Any]]:
         class Http:
             status_code = 200
             headers: dict[str, str] = {}
@@ -216,3 +227,18 @@ def test_without_the_database_queued_and_running_come_from_the_sqs_queue(aws_env
     assert pool.queued_and_running(env.Name) == (2, 1)
     # Unknown per-worker load: every worker counts as busy, so none is released blindly.
     assert all(w.busy_tasks >= 1 for w in pool.workers(env.Name) if not w.id.startswith("pending:"))
+
+
+def test_a_scheduled_run_due_within_the_horizon_starts_workers_before_its_tasks_are_queued(aws_env: Any) -> None:
+    stack, env, db = aws_env
+    now = datetime.now(timezone.utc).timestamp()
+    # "nightly" fans out 40 tasks but allows 12 at once; "weekly" is due too late to matter yet.
+    db.schedules = {"nightly": (now + 150, 12, 40), "weekly": (now + 3600, 0, 30)}
+    decision = run_tick(stack, env, now)
+    assert (decision.inputs.queued, decision.inputs.running, decision.inputs.scheduled) == (0, 0, 12)
+    assert decision.action == "scale_out" and service(stack, env.Name)["desiredCount"] == 3  # ceil(12 / 5)
+    upcoming = next(s for s in db.statements if s["sql"] == UPCOMING_RUNS_SQL)
+    assert upcoming["database"] == naming.pg_identifier(env.Name, "db")
+    # The scheduled demand is a CloudWatch metric like QueuedTasks.
+    metrics, _, _ = build_autoscaler_adapters(stack.settings, stack.environ, stack.clients)
+    assert [p.value for p in metrics.query(env.Name, autoscaling.SCHEDULED, now - 60, now + 1)] == [12.0]

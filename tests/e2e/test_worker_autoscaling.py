@@ -11,6 +11,8 @@ minutes, not the production 3-minute window.
 """
 from __future__ import annotations
 
+import json
+import subprocess
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -58,6 +60,26 @@ with DAG(dag_id="burst", start_date=datetime(2024, 1, 1), schedule=None, catchup
 '''
 
 
+SCHEDULED_TASKS = 8
+# A DAG on a 2-minute schedule: its next run is always known to the scheduler ahead of time.
+SCHEDULED_DAG = f'''\
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow import DAG
+try:  # Airflow 3
+    from airflow.providers.standard.operators.bash import BashOperator
+except ImportError:  # Airflow 2
+    from airflow.operators.bash import BashOperator
+
+with DAG(dag_id="every_two_minutes", start_date=datetime(2024, 1, 1), schedule=timedelta(minutes=2),
+         catchup=False, max_active_tasks=16) as dag:
+    for i in range({SCHEDULED_TASKS}):
+        BashOperator(task_id=f"t{{i}}", bash_command="sleep 1")
+'''
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     live = LiveServer(tmp_path_factory.mktemp("airdock-autoscale") / "data", provision=True, env={
@@ -68,6 +90,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     dags = live.bucket(BUCKET) / "dags"
     dags.mkdir(parents=True, exist_ok=True)
     (dags / "burst.py").write_text(BURST_DAG)
+    (dags / "every_two_minutes.py").write_text(SCHEDULED_DAG)
     yield live
     live.stop()
 
@@ -174,3 +197,66 @@ def test_given_a_burst_of_12_tasks_when_queued_then_workers_rise_to_3_and_return
     assert gaps and max(gaps) <= 10, max(gaps)
 
     mwaa.delete_environment(Name=NAME)
+
+
+def test_given_a_scheduled_dag_when_its_next_run_is_due_soon_then_workers_start_before_its_tasks_are_queued(
+        server: LiveServer) -> None:
+    """Locally the pre-warm horizon is 60 s (a local worker starts in 10-20 s): within a minute
+    of the DAG's next run, its 8 tasks count as demand, ceil(8 / 4) = 2 workers, before anything
+    is queued — where MWAA waits for the queue."""
+    from airdock.aws.worker_pool import UPCOMING_RUNS_SQL
+    from airdock.local.compute import runtime_cache_dir
+    from airdock.local.metrics_collector import SqliteDecisionLog
+    from airdock.local.sqlite_db import SqliteDatabase
+
+    name = "prewarm"
+    mwaa = server.client()
+    mwaa.create_environment(
+        Name=name, ExecutionRoleArn=ROLE, SourceBucketArn=f"arn:aws:s3:::{BUCKET}", DagS3Path="dags",
+        NetworkConfiguration={"SubnetIds": ["subnet-a", "subnet-b"], "SecurityGroupIds": ["sg-1"]},
+        EnvironmentClass="mw1.micro", AirflowVersion="3.3.2", MinWorkers=1, MaxWorkers=3,
+        AirflowConfigurationOptions={"celery.worker_autoscale": "4,4"},
+    )
+    env = wait_available(mwaa, name)
+    assert env["Status"] == "AVAILABLE", env.get("LastUpdate")
+    rest = AirflowRest(server.data_dir / "envs" / name, env["WebserverUrl"], "3.3.2")
+    rest.wait_for_dag("every_two_minutes")
+    status, body = rest.call("PATCH", "/dags/every_two_minutes", {"is_paused": False})
+    assert status == 200, body
+
+    decisions = SqliteDecisionLog(SqliteDatabase(server.data_dir / "state.db"))
+    since = time.time()
+    ahead: dict[str, Any] | None = None
+    deadline = time.monotonic() + 300
+    while ahead is None and time.monotonic() < deadline:
+        for d in decisions.since(name, since):
+            i = d["inputs"]
+            if i.get("scheduled") == SCHEDULED_TASKS and i["queued"] == 0 and i["running"] == 0:
+                ahead = d
+        time.sleep(2)
+    assert ahead is not None, "no decision saw the scheduled run coming"
+    assert ahead["decision"]["desired"] == 2 and "8 scheduled" in ahead["reason"], ahead
+    assert workers_view(server, name)["ScheduledTasks"] is not None
+
+    # The AWS adapter's SQL reads the same from a real Airflow 3 metadata database (Postgres).
+    secrets = json.loads((server.data_dir / "envs" / name / "secrets.json").read_text())
+    ports = json.loads((server.data_dir / "envs" / name / "ports.json").read_text())
+    python = next(runtime_cache_dir().glob("airflow-3.3.2-*/bin/python"))
+    script = (
+        "import json, os, sqlalchemy\n"
+        "engine = sqlalchemy.create_engine(os.environ['URL'])\n"
+        "with engine.connect() as c:\n"
+        "    rows = c.execute(sqlalchemy.text(os.environ['SQL']), {'until': float(os.environ['UNTIL'])}).fetchall()\n"
+        "print(json.dumps([list(r) for r in rows]))\n"
+    )
+    out = subprocess.run([str(python), "-c", script], capture_output=True, text=True, timeout=60, env={
+        "URL": f"postgresql+psycopg2://airflow:{secrets['db_password']}@127.0.0.1:{ports['postgres']}/airflow",
+        "SQL": UPCOMING_RUNS_SQL, "UNTIL": str(time.time() + 3600)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = {r[0]: r for r in json.loads(out.stdout)}
+    dag_id, due, max_active, tasks = rows["every_two_minutes"]
+    assert (max_active, tasks) == (16, SCHEDULED_TASKS) and abs(due - time.time()) < 300
+    assert "burst" not in rows  # paused: no run will come
+
+    rest.call("PATCH", "/dags/every_two_minutes", {"is_paused": True})
+    mwaa.delete_environment(Name=name)

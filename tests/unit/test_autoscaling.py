@@ -8,7 +8,7 @@ import pytest
 
 from airdock.core import autoscaling as a
 from airdock.core.memory import InMemoryDecisionLog, InMemoryMetrics
-from airdock.core.ports import MetricPoint, WorkerInfo
+from airdock.core.ports import MetricPoint, UpcomingRun, WorkerInfo
 
 CONFIG = a.AutoscalingConfig(scale_in_stabilization_s=120, max_drain_s=12 * 3600, max_metric_age_s=60)
 
@@ -146,6 +146,56 @@ def test_default_maximum_drain_time_is_12_hours() -> None:
     assert a.AutoscalingConfig.from_environ({"AIRDOCK_AUTOSCALER_MAX_DRAIN_S": "60"}).max_drain_s == 60
 
 
+# ---- scheduled runs: workers started before the fan-out arrives ---------------------------------
+
+def test_tasks_of_a_scheduled_run_due_soon_count_as_demand_before_anything_is_queued() -> None:
+    d = a.decide(replace(inputs(queued=0, running=0, workers=[worker(1)]), scheduled=20), CONFIG)
+    assert (d.action, d.desired, d.start) == (a.SCALE_OUT, 4, 3)
+    assert "20 scheduled" in d.reason
+
+
+def test_scheduled_demand_keeps_warm_workers_from_being_scaled_in_between_runs() -> None:
+    warm = [worker(i) for i in (1, 2, 3, 4)]
+    idle = inputs(queued=0, running=0, workers=warm, history=steady(1))
+    assert a.decide(idle, CONFIG).action == a.SCALE_IN
+    assert a.decide(replace(idle, scheduled=20), CONFIG).action == a.HOLD
+
+
+@pytest.mark.parametrize("due_in,counted", [
+    (-a.OVERDUE_GRACE_S - 1, False),  # long overdue: a blocked DAG, not demand about to arrive
+    (-5, True),                       # due a moment ago, the scheduler is about to create it
+    (0, True),
+    (179, True),
+    (181, False),                     # beyond the horizon: too early to start workers for it
+])
+def test_scheduled_demand_counts_runs_due_within_the_prewarm_horizon(due_in: float, counted: bool) -> None:
+    runs = [UpcomingRun("etl", 1000.0 + due_in, 12)]
+    assert a.scheduled_demand(runs, 1000.0, 180.0) == (12 if counted else 0)
+
+
+def test_scheduled_demand_adds_up_runs_and_a_zero_horizon_turns_it_off() -> None:
+    runs = [UpcomingRun("a", 1010.0, 12), UpcomingRun("b", 1100.0, 30)]
+    assert a.scheduled_demand(runs, 1000.0, 180.0) == 42
+    assert a.scheduled_demand(runs, 1000.0, 0.0) == 0
+
+
+def test_a_runs_width_is_its_task_count_bounded_by_max_active_tasks() -> None:
+    assert UpcomingRun.of("wide", 0.0, task_count=80, max_active_tasks=16).tasks == 16
+    assert UpcomingRun.of("narrow", 0.0, task_count=5, max_active_tasks=16).tasks == 5
+    assert UpcomingRun.of("unbounded", 0.0, task_count=30, max_active_tasks=None).tasks == 30
+
+
+def test_prewarm_horizon_defaults_to_a_fargate_start_up_and_is_configurable() -> None:
+    assert a.AutoscalingConfig().prewarm_s == 180
+    assert a.AutoscalingConfig.from_environ({"AIRDOCK_AUTOSCALER_PREWARM_S": "0"}).prewarm_s == 0
+
+
+def test_decisions_recorded_before_scheduled_demand_existed_still_replay() -> None:
+    old = inputs(queued=7, running=0, workers=[worker(1)]).to_dict()
+    del old["scheduled"]
+    assert a.Inputs.from_dict(old).scheduled == 0
+
+
 # ---- a tick through the ports, with an injected clock --------------------------------------------
 
 @dataclass
@@ -168,8 +218,13 @@ class FakePool:
         return [WorkerInfo(w, b, "draining" if w in self.draining else "active", w in self.protected,
                            float(w.split("-")[1]), self.draining.get(w)) for w, b in self.busy.items()]
 
+    upcoming: list[UpcomingRun] = field(default_factory=list)
+
     def queued_and_running(self, environment: str) -> tuple[int, int]:
         return 0, sum(self.busy.values())
+
+    def upcoming_runs(self, environment: str, until: float) -> list[UpcomingRun]:
+        return [r for r in self.upcoming if r.due_at <= until]
 
     def scale_out(self, environment: str, count: int) -> list[str]:
         new = [f"worker-{len(self.busy) + i + 1}" for i in range(count)]
@@ -236,3 +291,28 @@ def test_every_decision_is_recorded_with_its_inputs_and_replays_to_the_same_deci
     replayed = a.decide(a.Inputs.from_dict(event["inputs"]), CONFIG)
     assert replayed.to_event()["decision"] == event["decision"]
     assert metrics.query("env", a.DESIRED, 0)[-1].value == 2
+
+
+def test_a_tick_starts_workers_for_a_scheduled_run_from_the_collected_scheduled_tasks_metric() -> None:
+    clock = FakeClock(20_000.0)
+    pool = FakePool(clock=clock, upcoming=[UpcomingRun("nightly", clock.t + 120, 14), UpcomingRun("later", clock.t + 900, 50)])
+    metrics = InMemoryMetrics()
+    queued, running, scheduled = a.sample_task_counts(pool, "env", clock.t, a.AutoscalingConfig())
+    assert (queued, running, scheduled) == (0, 0, 14)  # "later" is beyond the 180 s horizon
+    metrics.put([MetricPoint("env", a.QUEUED, queued, clock.t), MetricPoint("env", a.RUNNING, running, clock.t),
+                 MetricPoint("env", a.SCHEDULED, scheduled, clock.t)])
+    d = a.step("env", tasks_per_worker=5, min_workers=1, max_workers=10, metrics=metrics, pool=pool, clock=clock,
+               config=CONFIG)
+    assert (d.action, d.inputs.scheduled, len(pool.busy)) == (a.SCALE_OUT, 14, 3)
+    # With pre-warming off the same metric is ignored.
+    off = a.gather("env", now=clock.t, tasks_per_worker=5, min_workers=1, max_workers=10, metrics=metrics,
+                   pool=pool, config=replace(CONFIG, prewarm_s=0))
+    assert off.scheduled == 0
+
+
+def test_not_knowing_the_schedule_does_not_stop_the_task_counts() -> None:
+    class NoSchedule(FakePool):
+        def upcoming_runs(self, environment: str, until: float) -> list[UpcomingRun]:
+            raise ConnectionError("metadata database unreachable")
+
+    assert a.sample_task_counts(NoSchedule(), "env", 0.0, a.AutoscalingConfig()) == (0, 0, None)

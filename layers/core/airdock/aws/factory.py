@@ -182,7 +182,8 @@ def worker_pool_from_environ(settings: Settings, environ: dict[str, str] | None 
         return given[service]
 
     counts = MetadataTaskCounts(_required("AIRDOCK_DB_CLUSTER_ARN", env), client("rds-data"), client("secretsmanager"))
-    return EcsWorkerPool(client("ecs"), _required("AIRDOCK_ECS_CLUSTER", env), task_counts=counts, sqs=client("sqs"))
+    return EcsWorkerPool(client("ecs"), _required("AIRDOCK_ECS_CLUSTER", env), task_counts=counts, sqs=client("sqs"),
+                         upcoming=counts.upcoming_runs)
 
 
 def build_autoscaler_adapters(settings: Settings, environ: dict[str, str] | None = None,
@@ -197,31 +198,34 @@ def build_autoscaler_adapters(settings: Settings, environ: dict[str, str] | None
     return metrics, pool, None
 
 
-def publish_task_metrics(repository: Any, metrics: Any, pool: Any, now: float | None = None) -> int:
-    """Sample QueuedTasks/RunningTasks (and WorkerCount) of every AVAILABLE environment into the
+def publish_task_metrics(repository: Any, metrics: Any, pool: Any, now: float | None = None,
+                         config: Any = None) -> int:
+    """Sample QueuedTasks/RunningTasks/ScheduledTasks of every AVAILABLE environment into the
     Metrics port, just before the autoscaler decides: on AWS nothing else publishes them.
     Returns the number of points written."""
+    import logging
     import time
 
     from airdock.core import autoscaling, status
     from airdock.core.ports import MetricPoint, all_records
 
     at = time.time() if now is None else now
+    config = config or autoscaling.AutoscalingConfig.from_environ()
     points: list[MetricPoint] = []
     for record in all_records(repository):
         name = record.name
         if record.environment.Status != status.AVAILABLE:
             continue
         try:
-            queued, running = pool.queued_and_running(name)
+            queued, running, scheduled = autoscaling.sample_task_counts(pool, name, at, config)
         except Exception as exc:  # the decision then holds (no fresh metrics), as designed
-            import logging
-
             logging.getLogger(__name__).warning("no task counts for %s: %s", name, exc)
             continue
         # Dimension Environment only: the series CloudWatchMetrics.query reads.
         points += [MetricPoint(name, autoscaling.QUEUED, float(queued), at, unit="Count"),
                    MetricPoint(name, autoscaling.RUNNING, float(running), at, unit="Count")]
+        if scheduled is not None:
+            points.append(MetricPoint(name, autoscaling.SCHEDULED, float(scheduled), at, unit="Count"))
     if points:
         metrics.put(points)
     return len(points)

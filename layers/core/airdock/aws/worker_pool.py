@@ -42,7 +42,7 @@ from typing import Any, Callable
 from botocore.exceptions import ClientError
 
 from airdock.aws import naming
-from airdock.core.ports import WorkerInfo
+from airdock.core.ports import UpcomingRun, WorkerInfo
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,17 @@ TASK_COUNTS_SQL = (
     "SELECT state, COALESCE(hostname, ''), COUNT(*) FROM task_instance "
     "WHERE state IN ('queued', 'running') GROUP BY state, hostname"
 )
+# Unpaused DAGs whose next run is due before :until, with their task count from the newest
+# serialized DAG (the same columns on Airflow 2.11 and 3; `data` is NULL only when
+# `core.compress_serialized_dags` is on, and such a DAG then counts 0 tasks: no head start).
+UPCOMING_RUNS_SQL = (
+    "SELECT d.dag_id, CAST(EXTRACT(EPOCH FROM d.next_dagrun_create_after) AS DOUBLE PRECISION), "
+    "COALESCE(d.max_active_tasks, 0), "
+    "COALESCE((SELECT json_array_length(s.data::json -> 'dag' -> 'tasks') FROM serialized_dag s "
+    "WHERE s.dag_id = d.dag_id ORDER BY s.last_updated DESC LIMIT 1), 0) "
+    "FROM dag d WHERE NOT d.is_paused AND d.next_dagrun_create_after IS NOT NULL "
+    "AND d.next_dagrun_create_after <= to_timestamp(:until)"
+)
 
 
 class MetadataTaskCounts:
@@ -70,16 +81,26 @@ class MetadataTaskCounts:
         self.sm = secretsmanager
         self._secrets: dict[str, str] = {}
 
-    def __call__(self, environment: str) -> tuple[int, dict[str, int]]:
-        """(queued, {hostname: running})."""
+    def _execute(self, environment: str, sql: str, **parameters: float) -> dict[str, Any]:
         secret = self._secrets.get(environment)
         if secret is None:
             secret = str(self.sm.describe_secret(SecretId=naming.secret_name(environment, "database"))["ARN"])
             self._secrets[environment] = secret
-        result = self.rds_data.execute_statement(
-            resourceArn=self.cluster_arn, secretArn=secret, database=naming.pg_identifier(environment, "db"),
-            sql=TASK_COUNTS_SQL,
-        )
+        request: dict[str, Any] = {"resourceArn": self.cluster_arn, "secretArn": secret,
+                                   "database": naming.pg_identifier(environment, "db"), "sql": sql}
+        if parameters:
+            request["parameters"] = [{"name": k, "value": {"doubleValue": float(v)}} for k, v in parameters.items()]
+        return self.rds_data.execute_statement(**request)
+
+    def upcoming_runs(self, environment: str, until: float) -> list[UpcomingRun]:
+        result = self._execute(environment, UPCOMING_RUNS_SQL, until=until)
+        return [UpcomingRun.of(r[0].get("stringValue", ""), float(r[1].get("doubleValue", 0.0)),
+                               int(r[3].get("longValue", 0)), int(r[2].get("longValue", 0)))
+                for r in result.get("records", [])]
+
+    def __call__(self, environment: str) -> tuple[int, dict[str, int]]:
+        """(queued, {hostname: running})."""
+        result = self._execute(environment, TASK_COUNTS_SQL)
         queued = 0
         running: dict[str, int] = {}
         for record in result.get("records", []):
@@ -122,10 +143,12 @@ def busy_of(task: dict[str, Any], running_by_host: dict[str, int]) -> int:
 
 class EcsWorkerPool:
     def __init__(self, ecs: Any, cluster: str, *, task_counts: TaskCounts, sqs: Any | None = None,
+                 upcoming: Callable[[str, float], list[UpcomingRun]] | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.ecs = ecs
         self.cluster = cluster
         self.task_counts = task_counts
+        self.upcoming = upcoming
         self.sqs = sqs
         self.clock = clock
 
@@ -223,6 +246,11 @@ class EcsWorkerPool:
             QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
         )["Attributes"]
         return int(attrs.get("ApproximateNumberOfMessages", 0)), int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0))
+
+    def upcoming_runs(self, environment: str, until: float) -> list[UpcomingRun]:
+        if self.upcoming is None:
+            raise RuntimeError(f"no metadata database to read the DAG schedules of {environment} from")
+        return self.upcoming(environment, until)
 
     # ------------------------------------------------------------------ acting
 

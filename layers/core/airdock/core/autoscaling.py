@@ -4,6 +4,11 @@ Policy (DESIGN.md "Autoscaler", MWAA_FACTS.md):
 - recommended = clamp(ceil((queued + running) / tasks_per_worker), MinWorkers, MaxWorkers) —
   MWAA's own formula, fed by the same two metrics (`QueuedTasks`, `RunningTasks`).
 - Scale-out is immediate: more recommended than active workers starts the difference now.
+- Scheduled demand is seen coming: the tasks of unpaused DAGs' next scheduled runs due within
+  `prewarm_s` (Airflow's `next_dagrun_create_after`, in the `ScheduledTasks` metric) count as
+  queued, so workers are started ahead of a scheduled fan-out instead of after it: a Fargate
+  worker needs ~2 minutes to start, which is otherwise queue wait for every task of the burst.
+  MWAA reacts to queued tasks only.
 - Scale-in waits for a stabilization window (as Kubernetes' HPA does): the target is the highest
   recommendation of the last `scale_in_stabilization_s`, and nothing is removed until the window
   has been observed in full. MWAA instead removes workers only after a steady state of *zero*
@@ -27,7 +32,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Mapping
 
 from airdock.core import catalog, status
-from airdock.core.ports import Clock, DecisionLog, EnvironmentRepository, MetricPoint, Metrics, WorkerInfo, WorkerPool, all_records
+from airdock.core.ports import (Clock, DecisionLog, EnvironmentRepository, MetricPoint, Metrics, UpcomingRun,
+                                WorkerInfo, WorkerPool, all_records)
 
 log = logging.getLogger("airdock.autoscaler")
 
@@ -38,6 +44,9 @@ WORKER_COUNT = "WorkerCount"
 # back, so the policy keeps no state of its own between ticks — a Lambda has none) and the target.
 RECOMMENDED = "RecommendedWorkers"
 DESIRED = "DesiredWorkers"
+
+# Tasks of scheduled DAG runs due within the pre-warm horizon (Airdock's own metric).
+SCHEDULED = "ScheduledTasks"
 
 SCALE_OUT = "scale_out"
 SCALE_IN = "scale_in"
@@ -52,10 +61,14 @@ class AutoscalingConfig:
     max_drain_s: float = 12 * 3600.0
     # Metrics older than this are not acted on (the collector or CloudWatch has stalled).
     max_metric_age_s: float = 180.0
+    # How far ahead scheduled runs count as demand: a worker's start-up (Fargate launch, image,
+    # Celery: ~2 min) plus a tick. 0 turns pre-warming off (purely reactive, like MWAA).
+    prewarm_s: float = 180.0
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None, **defaults: float) -> "AutoscalingConfig":
-        """`AIRDOCK_AUTOSCALER_{STABILIZATION_S,MAX_DRAIN_S,MAX_METRIC_AGE_S}` over `defaults`."""
+        """`AIRDOCK_AUTOSCALER_{STABILIZATION_S,MAX_DRAIN_S,MAX_METRIC_AGE_S,PREWARM_S}` over
+        `defaults`."""
         env = os.environ if environ is None else environ
         base = cls(**defaults)  # type: ignore[arg-type]
 
@@ -67,6 +80,7 @@ class AutoscalingConfig:
             scale_in_stabilization_s=get("STABILIZATION_S", base.scale_in_stabilization_s),
             max_drain_s=get("MAX_DRAIN_S", base.max_drain_s),
             max_metric_age_s=get("MAX_METRIC_AGE_S", base.max_metric_age_s),
+            prewarm_s=get("PREWARM_S", base.prewarm_s),
         )
 
 
@@ -85,6 +99,8 @@ class Inputs:
     # (timestamp, recommended workers) of earlier ticks, oldest first, reaching back at least one
     # stabilization window when the history exists.
     recommendations: tuple[tuple[float, int], ...] = ()
+    # Tasks of scheduled runs due within the pre-warm horizon (0 when unknown).
+    scheduled: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -146,6 +162,18 @@ def recommended_workers(queued: int, running: int, tasks_per_worker: int, min_wo
     return max(min_workers, min(max_workers, needed))
 
 
+# A run past its due time that the scheduler has not created within this long is held back (a
+# DAG at max_active_runs, a stopped scheduler): not demand that is about to arrive.
+OVERDUE_GRACE_S = 60.0
+
+
+def scheduled_demand(runs: Iterable[UpcomingRun], now: float, horizon_s: float) -> int:
+    """Tasks of the scheduled runs due within `horizon_s` from `now` (a horizon of 0: none)."""
+    if horizon_s <= 0:
+        return 0
+    return sum(max(0, r.tasks) for r in runs if now - OVERDUE_GRACE_S <= r.due_at <= now + horizon_s)
+
+
 def pick_scale_in_victims(active: Iterable[WorkerInfo], count: int) -> list[WorkerInfo]:
     """Which workers to remove: idle ones first, then the least busy; among equals the newest
     (the oldest workers have warm caches and are the likeliest to be mid-way through long work)."""
@@ -202,9 +230,10 @@ def decide(inputs: Inputs, config: AutoscalingConfig) -> Decision:
         return Decision(action=HOLD, reason=reason("no fresh QueuedTasks/RunningTasks metrics"),
                         recommended=None, desired=current, **base)
 
-    rec = recommended_workers(inputs.queued, inputs.running, inputs.tasks_per_worker,
+    rec = recommended_workers(inputs.queued + inputs.scheduled, inputs.running, inputs.tasks_per_worker,
                               inputs.min_workers, inputs.max_workers)
-    demand = (f"ceil(({inputs.queued} queued + {inputs.running} running) / {inputs.tasks_per_worker}) "
+    scheduled = f" + {inputs.scheduled} scheduled" if inputs.scheduled else ""
+    demand = (f"ceil(({inputs.queued} queued + {inputs.running} running{scheduled}) / {inputs.tasks_per_worker}) "
               f"within [{inputs.min_workers}, {inputs.max_workers}] = {rec}")
     if rec > current:
         # Draining workers come back first: their free slots are there now, a new worker's only
@@ -258,6 +287,7 @@ def gather(environment: str, *, now: float, tasks_per_worker: int, min_workers: 
            metrics: Metrics, pool: WorkerPool, config: AutoscalingConfig) -> Inputs:
     queued = latest_value(metrics, environment, QUEUED, now, config.max_metric_age_s)
     running = latest_value(metrics, environment, RUNNING, now, config.max_metric_age_s)
+    scheduled = latest_value(metrics, environment, SCHEDULED, now, config.max_metric_age_s)
     # Reach back past the window's start, so "the whole window was observed" can be told.
     history = metrics.query(environment, RECOMMENDED,
                             now - config.scale_in_stabilization_s - config.max_metric_age_s, now)
@@ -267,7 +297,24 @@ def gather(environment: str, *, now: float, tasks_per_worker: int, min_workers: 
         tasks_per_worker=tasks_per_worker, min_workers=min_workers, max_workers=max_workers,
         workers=tuple(pool.workers(environment)),
         recommendations=tuple((p.timestamp, int(p.value)) for p in history),
+        scheduled=0 if scheduled is None or config.prewarm_s <= 0 else int(scheduled),
     )
+
+
+def sample_task_counts(pool: WorkerPool, environment: str, now: float,
+                       config: AutoscalingConfig) -> tuple[int, int, int | None]:
+    """(queued, running, scheduled) of one environment, as the metrics collectors publish them.
+    Queued/running failing is an error for the caller (no fresh metrics: the autoscaler holds);
+    scheduled runs are only a head start, so not knowing them gives None and the rest goes on."""
+    queued, running = pool.queued_and_running(environment)
+    scheduled: int | None = None
+    if config.prewarm_s > 0:
+        try:
+            scheduled = scheduled_demand(pool.upcoming_runs(environment, now + config.prewarm_s), now,
+                                         config.prewarm_s)
+        except Exception as exc:
+            log.debug("no scheduled runs for %s: %s", environment, exc)
+    return queued, running, scheduled
 
 
 def apply(decision: Decision, pool: WorkerPool) -> Decision:
@@ -362,6 +409,7 @@ def describe(environment: str, *, now: float, tasks_per_worker: int, min_workers
     desired = latest_value(metrics, environment, DESIRED, now, max(config.max_metric_age_s, 600.0))
     queued = latest_value(metrics, environment, QUEUED, now, config.max_metric_age_s)
     running = latest_value(metrics, environment, RUNNING, now, config.max_metric_age_s)
+    scheduled = latest_value(metrics, environment, SCHEDULED, now, config.max_metric_age_s)
     return {
         "Name": environment,
         "MinWorkers": min_workers,
@@ -372,6 +420,7 @@ def describe(environment: str, *, now: float, tasks_per_worker: int, min_workers
         "DesiredWorkers": None if desired is None else int(desired),
         "QueuedTasks": None if queued is None else int(queued),
         "RunningTasks": None if running is None else int(running),
+        "ScheduledTasks": None if scheduled is None else int(scheduled),
         "Workers": [
             {"Id": w.id, "State": w.state, "BusyTasks": w.busy_tasks, "Protected": w.protected,
              "StartedAt": w.started_at, "DrainingSince": w.draining_since}

@@ -173,6 +173,23 @@ class WorkerInfo:
     draining_since: float | None = None  # epoch seconds; set while state == "draining"
 
 
+@dataclass(frozen=True)
+class UpcomingRun:
+    """The next scheduled run of an unpaused DAG, as Airflow's scheduler has it planned
+    (`dag.next_dagrun_create_after`): when it will be created and how many tasks it can run at
+    once (its task count, bounded by the DAG's `max_active_tasks`)."""
+
+    dag_id: str
+    due_at: float          # epoch seconds
+    tasks: int
+
+    @classmethod
+    def of(cls, dag_id: str, due_at: float, task_count: int, max_active_tasks: int | None) -> "UpcomingRun":
+        # A fan-out wider than max_active_tasks runs in waves of that size: the workers needed at once.
+        limit = max_active_tasks if max_active_tasks and max_active_tasks > 0 else task_count
+        return cls(dag_id, due_at, max(0, min(task_count, limit)))
+
+
 class WorkerPool(Protocol):
     """The Celery workers of environments: ECS tasks on AWS, supervised processes locally.
 
@@ -186,6 +203,10 @@ class WorkerPool(Protocol):
     def queued_and_running(self, environment: str) -> tuple[int, int]:
         """Tasks queued in the executor/broker and task instances running, as MWAA's
         `QueuedTasks`/`RunningTasks` metrics count them."""
+
+    def upcoming_runs(self, environment: str, until: float) -> list[UpcomingRun]:
+        """Scheduled runs of unpaused DAGs due before `until` (epoch seconds), from Airflow's
+        metadata: the demand the autoscaler can see coming."""
 
     def scale_out(self, environment: str, count: int) -> list[str]:
         """Start `count` more workers; returns their ids."""

@@ -138,7 +138,8 @@ class LocalContext:
         from airdock.core.autoscaling import AutoscalingConfig
 
         # Locally metrics arrive every few seconds: older than 30 s means the collector stalled.
-        return AutoscalingConfig.from_environ(max_metric_age_s=30.0)
+        # A local worker starts in 10-20 s, not Fargate's ~2 min: a minute of pre-warm is plenty.
+        return AutoscalingConfig.from_environ(max_metric_age_s=30.0, prewarm_s=60.0)
 
     def _start_autoscaling(self) -> None:
         """The metrics collector and the autoscaler handler, each on its own loop
@@ -149,9 +150,9 @@ class LocalContext:
         from airdock.local.metrics_collector import MetricsCollector, PeriodicTask
 
         pool = self.compute.worker_pool()
-        collector = MetricsCollector(self.repository, pool, self.metrics)
-        function = load_function("autoscaler")
         config = self.autoscaling_config()
+        collector = MetricsCollector(self.repository, pool, self.metrics, config)
+        function = load_function("autoscaler")
         decisions = self.decision_log
 
         def autoscale() -> None:

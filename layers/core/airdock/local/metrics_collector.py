@@ -55,13 +55,15 @@ class PeriodicTask:
 
 
 class MetricsCollector:
-    """Samples QueuedTasks, RunningTasks and WorkerCount of every running environment."""
+    """Samples QueuedTasks, RunningTasks, ScheduledTasks and WorkerCount of every running environment."""
 
     def __init__(self, repository: EnvironmentRepository, pool: WorkerPool, metrics: Metrics,
+                 config: autoscaling.AutoscalingConfig | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.repository = repository
         self.pool = pool
         self.metrics = metrics
+        self.config = config or autoscaling.AutoscalingConfig()
         self.clock = clock
 
     def collect_once(self) -> list[MetricPoint]:
@@ -82,18 +84,21 @@ class MetricsCollector:
         workers = self.pool.workers(name)
         points = [MetricPoint(name, autoscaling.WORKER_COUNT, float(sum(w.state == "active" for w in workers)),
                               self.clock(), {"Function": "Celery"}, "Count")]
+        now = self.clock()
         try:
-            queued, running = self.pool.queued_and_running(name)
+            queued, running, scheduled = autoscaling.sample_task_counts(self.pool, name, now, self.config)
         except Exception as exc:
             log.debug("no task counts for %s: %s", name, exc)
             return points
-        now = self.clock()
         # MWAA's dimensions: Function=Executor for the executor's task counts.
         executor = {"Function": "Executor"}
-        return points + [
+        points += [
             MetricPoint(name, autoscaling.QUEUED, float(queued), now, executor, "Count"),
             MetricPoint(name, autoscaling.RUNNING, float(running), now, executor, "Count"),
         ]
+        if scheduled is not None:
+            points.append(MetricPoint(name, autoscaling.SCHEDULED, float(scheduled), now, executor, "Count"))
+        return points
 
 
 _MIGRATIONS = (

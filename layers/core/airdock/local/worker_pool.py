@@ -25,10 +25,12 @@ import os
 import signal
 import threading
 import time
+import urllib.parse
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
-from airdock.core.ports import WorkerInfo
+from airdock.core.ports import UpcomingRun, WorkerInfo
 from airdock.local.airflow_env import LocalAirflowEnvironment
 from airdock.local.supervisor import ComponentState, session_members
 
@@ -54,6 +56,7 @@ class LocalWorkerPool:
         # (environment, worker id) → (pid, since): a reused name is a new process, not the drained one.
         self._draining: dict[tuple[str, str], tuple[int | None, float]] = {}
         self._protected: dict[tuple[str, str], int | None] = {}
+        self._task_counts: dict[tuple[str, str], tuple[int, float]] = {}
 
     def _env(self, environment: str) -> LocalAirflowEnvironment:
         airflow = self._environments(environment)
@@ -90,6 +93,41 @@ class LocalWorkerPool:
     def queued_and_running(self, environment: str) -> tuple[int, int]:
         airflow = self._env(environment)
         return _count_tis(airflow, "queued"), _count_tis(airflow, "running")
+
+    def upcoming_runs(self, environment: str, until: float) -> list[UpcomingRun]:
+        """Unpaused DAGs whose next run is due before `until`, from the REST API (Airflow 3 calls
+        `next_dagrun_create_after` `next_dagrun_run_after`); task counts are cached a minute, as
+        a DAG's shape changes only when its file does."""
+        airflow = self._env(environment)
+        due_field = "next_dagrun_run_after" if airflow.airflow3 else "next_dagrun_create_after"
+        runs: list[UpcomingRun] = []
+        offset = 0
+        while True:
+            code, body = airflow.api("GET", f"/dags?paused=false&limit=100&offset={offset}", timeout_s=4)
+            if code != 200 or not isinstance(body, dict):
+                raise WorkerPoolError(f"listing DAGs answered {code}: {str(body)[:200]}")
+            dags = body.get("dags") or []
+            for dag in dags:
+                due = _epoch(dag.get(due_field))
+                if due is None or due > until:
+                    continue
+                runs.append(UpcomingRun.of(dag["dag_id"], due, self._task_count(airflow, environment, dag["dag_id"]),
+                                           dag.get("max_active_tasks")))
+            offset += len(dags)
+            if not dags or offset >= int(body.get("total_entries", 0)):
+                return runs
+
+    def _task_count(self, airflow: LocalAirflowEnvironment, environment: str, dag_id: str) -> int:
+        key = (environment, dag_id)
+        cached = self._task_counts.get(key)
+        if cached is not None and self._clock() - cached[1] < 60:
+            return cached[0]
+        code, body = airflow.api("GET", f"/dags/{urllib.parse.quote(dag_id, safe='')}/tasks", timeout_s=4)
+        if code != 200 or not isinstance(body, dict):
+            raise WorkerPoolError(f"listing the tasks of {dag_id} answered {code}: {str(body)[:200]}")
+        count = len(body.get("tasks") or [])
+        self._task_counts[key] = (count, self._clock())
+        return count
 
     # ---- acting --------------------------------------------------------------------------------
 
@@ -174,6 +212,12 @@ def busy_tasks(worker_pid: int) -> int:
         if title.startswith(TASK_PROCESS_TITLES):
             count += 1
     return count
+
+
+def _epoch(value: Any) -> float | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
 
 
 def _count_tis(airflow: LocalAirflowEnvironment, state: str) -> int:
