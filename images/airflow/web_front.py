@@ -24,7 +24,12 @@ Environment variables:
                                   (Airflow 2); or give them as AIRDOCK_TOKEN_KEY,
                                   AIRDOCK_JWT_SECRET, AIRDOCK_ADMIN_PASSWORD
     AIRDOCK_WEB_TLS_CERT/_KEY     PEM certificate chain and key: serve HTTPS instead of HTTP
-    AIRDOCK_WEB_STATE_DIR         where used login-token ids are remembered (default: none kept)
+    AIRDOCK_WEB_STATE_DIR         where used login-token ids are remembered, in SQLite shared by
+                                  every web front given the same folder (default: this process only)
+    AIRDOCK_USED_TOKENS_TABLE     DynamoDB table to remember them in instead (AWS: shared by every
+                                  web-front task behind the load balancer)
+    AIRDOCK_USED_TOKENS_MODULE    path of airdock's local/used_tokens.py (else the installed
+                                  `airdock.local.used_tokens`)
     AIRDOCK_CLI_TIMEOUT           seconds an Airflow CLI command may run (default 300)
     AIRDOCK_TOKEN_CLOCK_OFFSET_FILE  tests only: seconds added to the clock, read per request
     AIRDOCK_TOKENS_MODULE         path of airdock's core/tokens.py (else `airdock_tokens.py`
@@ -117,19 +122,40 @@ def check_command(text: str) -> list[str]:
     return argv
 
 
-def load_tokens_module() -> ModuleType:
-    candidates = [os.environ.get("AIRDOCK_TOKENS_MODULE") or "", str(Path(__file__).with_name("airdock_tokens.py"))]
+def load_airdock_module(name: str, candidates: list[str], installed: str) -> ModuleType:
+    """One of Airdock's standard-library-only modules: from the first file of `candidates` that
+    exists (the image copies them beside this file, Airdock passes their paths locally), else the
+    installed package's."""
     for candidate in candidates:
         if candidate and Path(candidate).is_file():
-            spec = importlib.util.spec_from_file_location("airdock_tokens", candidate)
+            spec = importlib.util.spec_from_file_location(name, candidate)
             assert spec is not None and spec.loader is not None
             module = importlib.util.module_from_spec(spec)
-            sys.modules["airdock_tokens"] = module
+            sys.modules[name] = module
             spec.loader.exec_module(module)
             return module
-    from airdock.core import tokens  # type: ignore[import-not-found]
+    return importlib.import_module(installed)
 
-    return tokens
+
+def load_tokens_module() -> ModuleType:
+    return load_airdock_module("airdock_tokens", [os.environ.get("AIRDOCK_TOKENS_MODULE") or "",
+                                                  str(Path(__file__).with_name("airdock_tokens.py"))],
+                               "airdock.core.tokens")
+
+
+def used_tokens_store(config: "Config", tokens: ModuleType) -> Any:
+    """Where spent web login tokens are recorded (tokens.UsedTokens). Every web front of the
+    environment must share it, or a token used on one could be replayed on another."""
+    if config.used_tokens_table:
+        module = load_airdock_module("airdock_used_tokens_dynamodb",
+                                     [str(Path(__file__).with_name("airdock_used_tokens_dynamodb.py"))],
+                                     "airdock.aws.used_tokens")
+        return module.DynamoDbUsedTokens(config.used_tokens_table)
+    if config.state_dir:
+        module = load_airdock_module("airdock_used_tokens_sqlite", [config.used_tokens_module or ""],
+                                     "airdock.local.used_tokens")
+        return module.SqliteUsedTokens(config.state_dir / "used-login-tokens.db")
+    return tokens.MemoryUsedTokens()
 
 
 def _b64url(data: bytes) -> str:
@@ -178,6 +204,8 @@ class Config:
         self.tls_key = env.get("AIRDOCK_WEB_TLS_KEY") or None
         state = env.get("AIRDOCK_WEB_STATE_DIR")
         self.state_dir = Path(state) if state else None
+        self.used_tokens_table = env.get("AIRDOCK_USED_TOKENS_TABLE") or None
+        self.used_tokens_module = env.get("AIRDOCK_USED_TOKENS_MODULE") or None
         self.cli_timeout_s = float(env.get("AIRDOCK_CLI_TIMEOUT", "300"))
         self.airflow_bin = env.get("AIRDOCK_AIRFLOW_BIN") or str(Path(sys.executable).with_name("airflow"))
         self.clock_offset_file = env.get("AIRDOCK_TOKEN_CLOCK_OFFSET_FILE") or None
@@ -190,10 +218,7 @@ class WebFront:
         self.config = config
         self.tokens = load_tokens_module()
         self.clock = self.tokens.offset_clock(config.clock_offset_file)
-        replay_file = config.state_dir / "used-login-tokens" if config.state_dir else None
-        if config.state_dir:
-            config.state_dir.mkdir(parents=True, exist_ok=True)
-        self.replays = self.tokens.ReplayGuard(replay_file, self.clock)
+        self.replays = self.tokens.ReplayGuard(used_tokens_store(config, self.tokens), self.clock)
         self.server: ThreadingHTTPServer | None = None
 
     @property

@@ -106,6 +106,7 @@ def stack(aws_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[St
             "AIRDOCK_LOG_RETENTION_DAYS": "14",
             "AIRDOCK_DISCOVERY_NAMESPACE_ID": namespace,
             "AIRDOCK_DISCOVERY_NAMESPACE": "airdock.internal",
+            "AIRDOCK_TABLE_NAME": "airdock-environments",
         }
         ecr = boto3.client("ecr", region_name=REGION)
         ecr.create_repository(repositoryName="airdock-airflow")

@@ -1,9 +1,11 @@
 """Port contract suites run against the AWS adapter (under moto) and its local twin alike:
-Buckets (S3Buckets | LocalBuckets), Events (EventBridgeEvents | LocalEventLog) and Metrics
-(CloudWatchMetrics | SqliteMetrics). The same assertions must hold for both."""
+Buckets (S3Buckets | LocalBuckets), Events (EventBridgeEvents | LocalEventLog), Metrics
+(CloudWatchMetrics | SqliteMetrics) and UsedTokens (DynamoDbUsedTokens | SqliteUsedTokens |
+MemoryUsedTokens). The same assertions must hold for all."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -205,3 +207,88 @@ def test_metrics_points_come_back_per_environment_and_name_oldest_first(metrics:
     assert metrics.query("analytics", "QueuedTasks", since=now - 15, until=now)[0].value == 5.0
     assert metrics.names("analytics") == ["QueuedTasks", "RunningTasks"]
     assert metrics.names("nobody") == []
+
+
+# ---------------------------------------------------------------------------- UsedTokens
+
+SPENT_AT = 1_800_000_000.0
+TABLE = "airdock-environments"
+
+
+@pytest.fixture(params=["dynamodb", "local", "memory"])
+def used_tokens(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Any]:
+    """A new handle on one shared record per call: another web front (task, process) of the
+    environment. A process-local record has one handle only."""
+    if request.param == "dynamodb":
+        from airdock.aws.used_tokens import DynamoDbUsedTokens
+        from support.dynamodb import AtomicRequests, create_table_from_template
+
+        request.getfixturevalue("moto_aws")
+        client = AtomicRequests(boto3.client("dynamodb", region_name=REGION))
+        create_table_from_template(client, "EnvironmentsTable", TABLE)
+        return lambda: DynamoDbUsedTokens(TABLE, client)
+    if request.param == "local":
+        from airdock.local.used_tokens import SqliteUsedTokens
+
+        return lambda: SqliteUsedTokens(tmp_path / "web_front" / "used-login-tokens.db")
+    from airdock.core.tokens import MemoryUsedTokens
+
+    only = MemoryUsedTokens()
+    return lambda: only
+
+
+def test_used_tokens_a_token_is_spent_once_whichever_handle_sees_it_again(used_tokens: Callable[[], Any]) -> None:
+    first, second = used_tokens(), used_tokens()
+    assert first.spend("analytics", "t1", SPENT_AT + 60, SPENT_AT) is True
+    assert second.spend("analytics", "t1", SPENT_AT + 60, SPENT_AT + 1) is False
+    assert first.spend("analytics", "t1", SPENT_AT + 60, SPENT_AT + 59) is False
+    assert second.spend("analytics", "t2", SPENT_AT + 60, SPENT_AT + 1) is True
+
+
+def test_used_tokens_are_recorded_per_environment(used_tokens: Callable[[], Any]) -> None:
+    record = used_tokens()
+    assert record.spend("analytics", "t1", SPENT_AT + 60, SPENT_AT) is True
+    assert record.spend("reporting", "t1", SPENT_AT + 60, SPENT_AT) is True
+    assert record.spend("reporting", "t1", SPENT_AT + 60, SPENT_AT) is False
+
+
+def test_used_tokens_a_record_past_its_expiry_no_longer_counts(used_tokens: Callable[[], Any]) -> None:
+    record = used_tokens()
+    assert record.spend("analytics", "t1", SPENT_AT + 60, SPENT_AT) is True
+    assert used_tokens().spend("analytics", "t1", SPENT_AT + 200, SPENT_AT + 61) is True
+    assert record.spend("analytics", "t1", SPENT_AT + 200, SPENT_AT + 62) is False
+
+
+def test_used_tokens_of_concurrent_spenders_of_one_token_exactly_one_wins(used_tokens: Callable[[], Any]) -> None:
+    handles = [used_tokens() for _ in range(8)]
+    start = threading.Barrier(len(handles))
+    results: list[bool] = []
+
+    def spend(handle: Any) -> None:
+        start.wait()
+        results.append(handle.spend("analytics", "raced", SPENT_AT + 60, SPENT_AT))
+
+    threads = [threading.Thread(target=spend, args=(h,)) for h in handles]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [False] * 7 + [True]
+
+
+def test_dynamodb_used_tokens_expire_by_the_tables_ttl_and_never_show_as_environments(moto_aws: None) -> None:
+    from airdock.aws.dynamodb_repository import DynamoDbEnvironmentRepository
+    from airdock.aws.used_tokens import EXPIRES_AT, DynamoDbUsedTokens, item_key
+    from support.dynamodb import create_table_from_template
+
+    client = boto3.client("dynamodb", region_name=REGION)
+    create_table_from_template(client, "EnvironmentsTable", TABLE)
+    DynamoDbUsedTokens(TABLE, client).spend("analytics", "t1", SPENT_AT + 60.2, SPENT_AT)
+
+    ttl = client.describe_time_to_live(TableName=TABLE)["TimeToLiveDescription"]
+    assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", EXPIRES_AT)
+    item = client.get_item(TableName=TABLE, Key={"Name": {"S": item_key("analytics", "t1")}})["Item"]
+    assert item[EXPIRES_AT] == {"N": str(int(SPENT_AT) + 61)}  # whole seconds, never earlier
+    repository = DynamoDbEnvironmentRepository(TABLE, client)
+    assert repository.list_names(10) == []
+    assert repository.get("analytics") is None

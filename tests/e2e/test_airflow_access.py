@@ -1,4 +1,5 @@
-"""Into Airflow the way MWAA clients go: the CLI token recipe, InvokeRestApi and the Amazon provider.
+"""Into Airflow the way MWAA clients go: the CLI token recipe, InvokeRestApi, the Amazon provider,
+and the web login on Airflow 2's FAB UI in headless Chromium (Airflow 3's is test_sso_browser.py).
 
 One provisioning server and one Airflow 3 and one Airflow 2 environment for the module; every
 call goes through boto3 and the environments' web fronts, as a user's would.
@@ -9,6 +10,7 @@ import json
 import subprocess
 import textwrap
 import threading
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,8 +19,9 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 
-from support.live_server import LiveServer
-from support.mwaa_access import create, provider_python, run_cli, seed_bucket, wait_available, wait_dag_visible
+from support.live_server import REPO, LiveServer
+from support.mwaa_access import (create, provider_python, run_cli, seed_bucket, sso_url, wait_available,
+                                 wait_dag_visible, web_login)
 
 pytestmark = pytest.mark.airflow
 
@@ -210,3 +213,53 @@ def test_the_amazon_providers_hook_trigger_operator_and_sensor_see_a_dag_run_suc
     assert result["paused"] is False
     assert result["sensed"] is True
     assert result["state"] == "success"
+
+
+# ---- web login on Airflow 2 (a FAB user signed in server-side) ---------------------------------------
+
+def signed_in_dag_list(browser: Any, login: dict[str, Any], screenshot: str) -> tuple[Any, Any]:
+    """Open the SSO link in a fresh browser and wait for Airflow 2's home page to list the DAG."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(sso_url(login))
+    page.wait_for_url(lambda url: "/aws_mwaa/" not in url, timeout=30_000)
+    page.get_by_role("link", name=DAG, exact=True).first.wait_for(timeout=60_000)
+    (REPO / "artifacts").mkdir(exist_ok=True)
+    page.screenshot(path=str(REPO / "artifacts" / screenshot), full_page=True)
+    return context, page
+
+
+def trigger_button_enabled(page: Any) -> bool:
+    # Airflow 2 renders the row's trigger button for everyone, with class `disabled` when the
+    # signed-in user may not create DAG runs.
+    button = page.locator(f'a[aria-label="Trigger DAG"][href*="/{DAG}/"]').first
+    return "disabled" not in (button.get_attribute("class") or "").split()
+
+
+def post_dag_run_from_page(page: Any) -> int:
+    """POST a DAG run to Airflow 2's REST API from inside the page, with the browser's session."""
+    return int(page.evaluate("""async (dag) => {
+        const r = await fetch(`/api/v1/dags/${dag}/dagRuns`, {method: "POST", credentials: "same-origin",
+            headers: {"Content-Type": "application/json"}, body: JSON.stringify({})});
+        return r.status;
+    }""", DAG))
+
+
+def test_on_airflow_2_the_sso_link_signs_the_browser_into_the_ui_as_the_tokens_fab_user(
+        server: LiveServer, envs: dict[str, dict[str, Any]], browser: Any) -> None:
+    login = web_login(server, V2)
+    context, page = signed_in_dag_list(browser, login, "sso-airflow2-admin-dag-list.png")
+    assert urllib.parse.urlsplit(page.url).path == "/home"
+    assert trigger_button_enabled(page)
+    assert post_dag_run_from_page(page) == 200
+    context.close()
+
+
+@pytest.mark.parametrize(("role", "may_trigger"), [("Viewer", False), ("Op", True)])
+def test_on_airflow_2_a_viewer_sees_the_dags_but_cannot_trigger_one_while_an_op_can(
+        server: LiveServer, envs: dict[str, dict[str, Any]], browser: Any, role: str, may_trigger: bool) -> None:
+    login = web_login(server, V2, role=role)
+    context, page = signed_in_dag_list(browser, login, f"sso-airflow2-{role.lower()}-dag-list.png")
+    assert trigger_button_enabled(page) is may_trigger
+    assert post_dag_run_from_page(page) == (200 if may_trigger else 403)
+    context.close()

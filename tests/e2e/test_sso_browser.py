@@ -6,7 +6,6 @@ browser is downloaded. Screenshots go to artifacts/ (gitignored).
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ import pytest
 import requests
 
 from support.live_server import REPO, LiveServer
-from support.mwaa_access import create, seed_bucket, wait_available, wait_dag_visible
+from support.mwaa_access import create, seed_bucket, sso_url, wait_available, wait_dag_visible, web_login
 
 pytestmark = pytest.mark.airflow
 
@@ -48,22 +47,6 @@ def env(server: LiveServer) -> dict[str, Any]:
     return found
 
 
-
-def sso_url(login: dict[str, Any]) -> str:
-    return f"http://{login['WebServerHostname']}/aws_mwaa/aws-console-sso?login=true#{login['WebToken']}"
-
-
-def web_login(server: LiveServer, role: str | None = None) -> dict[str, Any]:
-    """CreateWebLoginToken; with `role`, through the real per-key role policy for this one call."""
-    policy = server.data_dir / "airflow-roles.json"
-    if role is not None:
-        policy.write_text(json.dumps({server.credentials()[0]: {NAME: role}}))
-    try:
-        return server.client().create_web_login_token(Name=NAME)
-    finally:
-        policy.unlink(missing_ok=True)
-
-
 def trigger_from_page(page: Any) -> int:
     """POST a DAG run from inside the signed-in page, with the UI's own credentials."""
     return int(page.evaluate("""async (dag) => {
@@ -75,7 +58,7 @@ def trigger_from_page(page: Any) -> int:
 
 def test_the_sso_link_signs_the_browser_into_the_airflow_ui_with_the_dag_list_visible(
         server: LiveServer, env: dict[str, Any], browser: Any) -> None:
-    login = web_login(server)
+    login = web_login(server, NAME)
     context = browser.new_context()
     page = context.new_page()
     page.goto(sso_url(login))
@@ -90,7 +73,7 @@ def test_the_sso_link_signs_the_browser_into_the_airflow_ui_with_the_dag_list_vi
 
 
 def test_a_viewer_sees_the_dags_but_cannot_trigger_one(server: LiveServer, env: dict[str, Any], browser: Any) -> None:
-    login = web_login(server, role="Viewer")
+    login = web_login(server, NAME, role="Viewer")
     context = browser.new_context()
     page = context.new_page()
     page.goto(sso_url(login))
@@ -103,7 +86,7 @@ def test_a_viewer_sees_the_dags_but_cannot_trigger_one(server: LiveServer, env: 
 
 
 def test_a_used_login_link_cannot_be_replayed(server: LiveServer, env: dict[str, Any], browser: Any) -> None:
-    login = web_login(server)
+    login = web_login(server, NAME)
     first = browser.new_context()
     first.new_page().goto(sso_url(login))
     first.close()
@@ -116,7 +99,7 @@ def test_a_used_login_link_cannot_be_replayed(server: LiveServer, env: dict[str,
 
 
 def test_an_expired_login_link_is_refused(server: LiveServer, env: dict[str, Any], clock_offset: Path) -> None:
-    login = web_login(server)
+    login = web_login(server, NAME)
     clock_offset.write_text("61")
     try:
         response = requests.post(f"http://{login['WebServerHostname']}/aws_mwaa/aws-console-sso",

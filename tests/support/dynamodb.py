@@ -42,6 +42,9 @@ def create_table_from_template(client: Any, logical_id: str, table_name: str) ->
     client.create_table(**create_table_request(logical_id, table_name))
     client.get_waiter("table_exists").wait(TableName=table_name, WaiterConfig={"Delay": 1})
     props = resource(logical_id)["Properties"]
+    ttl = props.get("TimeToLiveSpecification")
+    if ttl:
+        client.update_time_to_live(TableName=table_name, TimeToLiveSpecification=ttl)
     pitr = props.get("PointInTimeRecoverySpecification", {})
     if pitr.get("PointInTimeRecoveryEnabled"):
         client.update_continuous_backups(

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import fcntl
+import json
 import os
 import shutil
 import subprocess
@@ -60,6 +61,22 @@ def run_cli(server: LiveServer, name: str, command: str) -> tuple[str, str]:
     assert response.status_code == 200, response.text
     body = response.json()
     return base64.b64decode(body["stdout"]).decode(), base64.b64decode(body["stderr"]).decode()
+
+
+def web_login(server: LiveServer, name: str, role: str | None = None) -> dict[str, Any]:
+    """CreateWebLoginToken; with `role`, through the real per-key role policy for this one call."""
+    policy = server.data_dir / "airflow-roles.json"
+    if role is not None:
+        policy.write_text(json.dumps({server.credentials()[0]: {name: role}}))
+    try:
+        return server.client().create_web_login_token(Name=name)
+    finally:
+        policy.unlink(missing_ok=True)
+
+
+def sso_url(login: dict[str, Any]) -> str:
+    """The link the MWAA console opens: the token rides in the fragment."""
+    return f"http://{login['WebServerHostname']}/aws_mwaa/aws-console-sso?login=true#{login['WebToken']}"
 
 
 def wait_dag_visible(server: LiveServer, name: str, dag_id: str, timeout: float = 180) -> None:

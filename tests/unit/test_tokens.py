@@ -4,6 +4,7 @@ from __future__ import annotations
 import ast
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -11,6 +12,7 @@ from airdock.core import tokens
 from airdock.core.airflow_access import airflow_identity, airflow_role, iam_identity
 from airdock.core.errors import AccessDenied, ValidationError
 from airdock.core.ports import Caller
+from airdock.local import used_tokens
 
 KEY = tokens.new_key()
 NOW = 1_800_000_000.0
@@ -70,31 +72,31 @@ def test_a_token_from_the_future_beyond_the_leeway_is_refused() -> None:
         tokens.verify(KEY, cli_token(now=NOW + 30), kind=tokens.CLI, environment="prod", now=NOW)
 
 
-def test_a_web_login_token_works_once_and_its_replay_is_forbidden(tmp_path: Path) -> None:
-    guard = tokens.ReplayGuard(tmp_path / "used", clock=lambda: NOW)
-    token = tokens.mint_web_token(KEY, "prod", "root", "root", "Viewer", now=NOW)
-    claims = tokens.verify(KEY, token, kind=tokens.WEB, environment="prod", now=NOW)
-    guard.use(claims)
-    with pytest.raises(tokens.TokenError, match="already used") as refused:
-        guard.use(claims)
-    assert refused.value.status == 403
-    # A restarted web front still remembers, and the file is private.
-    with pytest.raises(tokens.TokenError):
-        tokens.ReplayGuard(tmp_path / "used", clock=lambda: NOW).use(claims)
-    assert (tmp_path / "used").stat().st_mode & 0o777 == 0o600
+def web_claims(now: float = NOW) -> tokens.TokenClaims:
+    token = tokens.mint_web_token(KEY, "prod", "root", "root", "Viewer", now=now)
+    return tokens.verify(KEY, token, kind=tokens.WEB, environment="prod", now=now)
 
 
-def test_used_token_ids_are_forgotten_once_the_token_has_expired(tmp_path: Path) -> None:
+def test_a_web_login_token_works_once_and_its_replay_is_forbidden_by_every_guard_sharing_the_record() -> None:
+    used = tokens.MemoryUsedTokens()
+    claims = web_claims()
+    tokens.ReplayGuard(used, clock=lambda: NOW).use(claims)
+    for guard in (tokens.ReplayGuard(used, clock=lambda: NOW), tokens.ReplayGuard(used, clock=lambda: NOW + 30)):
+        with pytest.raises(tokens.TokenError, match="already used") as refused:
+            guard.use(claims)
+        assert refused.value.status == 403
+
+
+def test_a_used_token_is_remembered_until_its_expiry_plus_the_clock_leeway() -> None:
     now = [NOW]
-    guard = tokens.ReplayGuard(tmp_path / "used", clock=lambda: now[0])
-    old = tokens.verify(KEY, tokens.mint_web_token(KEY, "prod", "root", "root", "Admin", now=NOW),
-                        kind=tokens.WEB, environment="prod", now=NOW)
-    guard.use(old)
-    now[0] = NOW + 3600
-    fresh = tokens.verify(KEY, tokens.mint_web_token(KEY, "prod", "root", "root", "Admin", now=now[0]),
-                          kind=tokens.WEB, environment="prod", now=now[0])
-    guard.use(fresh)
-    assert old.token_id not in (tmp_path / "used").read_text()
+    guard = tokens.ReplayGuard(tokens.MemoryUsedTokens(), clock=lambda: now[0])
+    claims = web_claims()
+    guard.use(claims)
+    now[0] = claims.expires_at + tokens.CLOCK_LEEWAY_S - 0.5
+    with pytest.raises(tokens.TokenError, match="already used"):
+        guard.use(claims)
+    now[0] = claims.expires_at + tokens.CLOCK_LEEWAY_S + 0.5
+    guard.use(claims)  # forgotten: verify() refuses it as expired long before this
 
 
 def test_the_offset_clock_reads_its_file_on_every_call(tmp_path: Path) -> None:
@@ -106,9 +108,10 @@ def test_the_offset_clock_reads_its_file_on_every_call(tmp_path: Path) -> None:
     assert tokens.offset_clock(None) is tokens.time.time
 
 
-def test_the_token_module_imports_only_the_standard_library() -> None:
-    # The web front loads it inside the Airflow runtime, where airdock and pydantic are absent.
-    tree = ast.parse(Path(tokens.__file__).read_text())
+@pytest.mark.parametrize("module", [tokens, used_tokens])
+def test_the_modules_the_web_front_loads_import_only_the_standard_library(module: ModuleType) -> None:
+    # The web front loads them inside the Airflow runtime, where airdock and pydantic are absent.
+    tree = ast.parse(Path(module.__file__ or "").read_text())
     imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
     assert imported <= set(sys.stdlib_module_names) | {"__future__"}, imported

@@ -21,8 +21,9 @@ The web front (images/airflow/web_front.py, MWAA's web server hostname) is one m
 `/aws_mwaa/cli` and `/aws_mwaa/aws-console-sso` and proxies everything else to the webserver
 service, which it finds by Cloud Map DNS (`discovery.py`). Its token key is the environment's
 secret `airdock/{Name}/web-front` (created once, at prepare), given to the task as an ECS secret
-and read by the control plane to sign tokens (`data_plane.py`). One task: the record of used
-web login tokens is in that task's memory (tokens.ReplayGuard).
+and read by the control plane to sign tokens (`data_plane.py`). Spent web login tokens are
+recorded in the control plane's DynamoDB table (`used_tokens.py`, AIRDOCK_USED_TOKENS_TABLE), so
+every web-front task refuses a replay (tokens.ReplayGuard).
 """
 from __future__ import annotations
 
@@ -76,6 +77,7 @@ class EcsConfig:
     partition: str = "aws"
     cpu_architecture: str = "X86_64"  # or ARM64 (Graviton: ~20 % cheaper; build the image for it)
     assign_public_ip: bool = False
+    used_tokens_table: str = ""  # where web fronts record spent login tokens (the environments table)
 
 
 def airflow_major(env: Environment) -> int:
@@ -353,6 +355,8 @@ class EcsCompute:
                 "AIRDOCK_AIRFLOW_MAJOR": str(airflow_major(env)),
                 "AIRDOCK_WEB_STATE_DIR": f"{AIRFLOW_HOME}/web_front",
             })
+            if self.config.used_tokens_table:
+                variables["AIRDOCK_USED_TOKENS_TABLE"] = self.config.used_tokens_table
         base_url = self.web.base_url(env)
         variables["AIRFLOW__API__BASE_URL" if airflow_major(env) >= 3 else "AIRFLOW__WEBSERVER__BASE_URL"] = base_url
         modules = enabled_modules(env)
@@ -489,7 +493,7 @@ class EcsCompute:
         if component == "webserver":
             return env.MinWebservers
         if component == WEB_FRONT:
-            return 1  # one replay record for web login tokens (see the module docstring)
+            return 1  # a light proxy; more tasks would be safe, spent login tokens are shared
         if component == "worker":
             # The autoscaler owns the worker count; an update keeps it within the new bounds.
             running = (current or {}).get("worker", {})

@@ -17,14 +17,13 @@ import binascii
 import hashlib
 import hmac
 import json
-import os
 import secrets
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 VERSION = "v1"
 CLI = "cli"
@@ -145,42 +144,50 @@ def verify(key: str, token: str, *, kind: str, environment: str, now: float | No
     return claims
 
 
-class ReplayGuard:
-    """Remembers the ids of web login tokens already used, until they would have expired anyway.
+class UsedTokens(Protocol):
+    """Port: the record of one-time tokens already spent.
 
-    Kept in a file (mode 0600) so a restart of the web front does not reopen a replay window.
-    One web front per environment locally; with several web servers (on AWS) the ids must go to a
-    shared store instead, behind the same `use` call.
+    Every web front of an environment must share one, or a login token used on one front could be
+    replayed on another (on AWS several web-front tasks sit behind the load balancer). Adapters:
+    SQLite locally (airdock/local/used_tokens.py), DynamoDB on AWS (airdock/aws/used_tokens.py),
+    and MemoryUsedTokens for a lone process; tests/aws/test_port_contracts.py holds all to one
+    contract.
     """
 
-    def __init__(self, path: Path | None, clock: Clock = time.time) -> None:
-        self.path = path
-        self.clock = clock
+    def spend(self, environment: str, token_id: str, expires_at: float, now: float) -> bool:
+        """Record `token_id` of `environment` as used until `expires_at`. True the first time;
+        False while a record of it exists that has not expired at `now`, whichever process
+        made it. Atomic: of concurrent callers with one id, exactly one gets True."""
+
+
+class MemoryUsedTokens:
+    """UsedTokens of one process only: for a web front that has nowhere shared to keep them."""
+
+    def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._used: dict[str, float] = {}
-        if path is not None and path.is_file():
-            for line in path.read_text(encoding="utf-8").splitlines():
-                token_id, _, expires = line.partition(" ")
-                try:
-                    self._used[token_id] = float(expires)
-                except ValueError:
-                    continue
+        self._used: dict[tuple[str, str], float] = {}
+
+    def spend(self, environment: str, token_id: str, expires_at: float, now: float) -> bool:
+        with self._lock:
+            self._used = {k: v for k, v in self._used.items() if v >= now}
+            if (environment, token_id) in self._used:
+                return False
+            self._used[(environment, token_id)] = expires_at
+            return True
+
+
+class ReplayGuard:
+    """Lets each web login token sign a browser in once, through a shared UsedTokens record."""
+
+    def __init__(self, used: UsedTokens, clock: Clock = time.time) -> None:
+        self.used = used
+        self.clock = clock
 
     def use(self, claims: TokenClaims) -> None:
         """Record the token as used, or raise TokenError(403) if it was used before."""
-        with self._lock:
-            now = self.clock()
-            self._used = {k: v for k, v in self._used.items() if v + CLOCK_LEEWAY_S >= now}
-            if claims.token_id in self._used:
-                raise TokenError("This login token was already used; request a new one.", 403)
-            self._used[claims.token_id] = claims.expires_at
-            if self.path is not None:
-                text = "".join(f"{k} {v}\n" for k, v in self._used.items())
-                tmp = self.path.with_name(self.path.name + ".tmp")
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                    handle.write(text)
-                os.replace(tmp, self.path)
+        # Kept past the expiry by the leeway a verifying clock may lag behind the record's.
+        if not self.used.spend(claims.environment, claims.token_id, claims.expires_at + CLOCK_LEEWAY_S, self.clock()):
+            raise TokenError("This login token was already used; request a new one.", 403)
 
 
 def offset_clock(offset_file: str | None) -> Clock:

@@ -42,6 +42,7 @@ from airdock.core import tokens as tokens_module
 from airdock.core.logs import component_module
 from airdock.core.tokens import new_key as new_token_key
 
+from . import used_tokens as used_tokens_module
 from .airflow_auth import basic_auth_header, mint_airflow_jwt
 from .runtime import DEFAULT_AIRFLOW_VERSION, Runtime
 from .supervisor import ComponentSpec, ComponentState, Supervisor, reap_orphans
@@ -563,6 +564,8 @@ class LocalAirflowEnvironment:
             "AIRDOCK_SECRETS_FILE": str(self.env_dir / "secrets.json"),
             "AIRDOCK_WEB_STATE_DIR": str(self.env_dir / "web_front"),
             "AIRDOCK_TOKENS_MODULE": str(Path(tokens_module.__file__ or "")),
+            # Spent login tokens in SQLite under the state dir, shared by any web front of this env.
+            "AIRDOCK_USED_TOKENS_MODULE": str(Path(used_tokens_module.__file__ or "")),
         })
         # Passed on from Airdock's own environment: HTTPS and the tests' clock.
         for name in ("AIRDOCK_WEB_TLS_CERT", "AIRDOCK_WEB_TLS_KEY", "AIRDOCK_TOKEN_CLOCK_OFFSET_FILE",
