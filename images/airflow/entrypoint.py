@@ -35,6 +35,9 @@ Environment variables:
     AIRDOCK_AIRFLOW_BIN              airflow executable (default: next to this interpreter,
                                      else on PATH)
     AIRDOCK_S3_ENDPOINT_URL          endpoint for s3:// sources (e.g. a local S3 stand-in)
+    AIRDOCK_WEB_BASE_PATH            path prefix of the environment's web server (path routing);
+                                     Airflow 2's webserver scopes its session cookie to it
+    AIRDOCK_ADMIN_PASSWORD           Airflow 2 (FAB): --migrate makes the `admin` user with it
 
 Usage:
     entrypoint.py [COMPONENT]   prepare, then run the component
@@ -42,11 +45,14 @@ Usage:
     entrypoint.py --check       sync, then import every DAG and plugin in this throw-away process
                                 and print a JSON report; exit 1 on any import error (the
                                 pre-flight of an update: new code is loaded before it is rolled out)
+    entrypoint.py --migrate     `airflow db migrate` (with the configuration options), then on
+                                Airflow 2 the FAB `admin` user when AIRDOCK_ADMIN_PASSWORD is set
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -391,6 +397,65 @@ def configure(env: dict[str, str]) -> dict[str, str]:
     return env
 
 
+def airflow2_webserver_config(base_path: str) -> str:
+    """webserver_config.py for Airflow 2 under a path prefix: Airflow's default (FAB database
+    auth, CSRF on), with Flask's session cookie scoped to the prefix. Flask scopes it to `/`
+    whatever base_url says, so environments routed by path on one load balancer host would
+    overwrite each other's sign-in; the web front signs browsers in with the same path."""
+    return ("from flask_appbuilder.const import AUTH_DB\n\n"
+            "WTF_CSRF_ENABLED = True\nWTF_CSRF_TIME_LIMIT = None\nAUTH_TYPE = AUTH_DB\n"
+            f"SESSION_COOKIE_PATH = {base_path.rstrip('/') + '/'!r}\n")
+
+
+def write_webserver_config(env: dict[str, str]) -> None:
+    base = env.get("AIRDOCK_WEB_BASE_PATH", "").strip()
+    if base:
+        path = Path(env["AIRFLOW_HOME"]) / "webserver_config.py"
+        path.write_text(airflow2_webserver_config(base))
+        log(f"wrote {path} (session cookie path {base.rstrip('/')}/)")
+
+
+ADMIN_USER = "admin"
+
+
+def ensure_admin_user(env: dict[str, str], run: Any = subprocess.run) -> bool:
+    """Airflow 2 with FAB auth: the `admin` user the control plane (InvokeRestApi as Admin, and
+    making the users of the other roles) and the web front sign in with. Made once; its password
+    is the environment's secret, which never changes. True when it was made now."""
+    password = env.get("AIRDOCK_ADMIN_PASSWORD")
+    if not password:
+        return False
+    airflow = airflow_bin()
+    listed = run([airflow, "users", "list", "-o", "json"], env=env, capture_output=True, text=True)
+    if listed.returncode != 0:
+        raise EntrypointError(f"`airflow users list` failed: {(listed.stdout + listed.stderr).strip()[-1000:]}")
+    if re.search(rf'"username":\s*"{ADMIN_USER}"', listed.stdout):
+        return False
+    made = run([airflow, "users", "create", "--role", "Admin", "--username", ADMIN_USER,
+                f"--password={password}", "--email", "admin@airdock.invalid", "--firstname", "Airdock",
+                "--lastname", "Admin"], env=env, capture_output=True, text=True)
+    if made.returncode != 0:
+        # The output may echo the command line: never log the password.
+        raise EntrypointError(f"`airflow users create` failed: "
+                              f"{(made.stdout + made.stderr).replace(password, '***').strip()[-1000:]}")
+    log(f"created the Airflow user {ADMIN_USER} (Admin)")
+    return True
+
+
+def migrate(env: dict[str, str]) -> int:
+    """The metadata database schema, then the admin user: one step, the same locally and in the
+    ECS migrate task, so both make the user the same way."""
+    env = dict(env)
+    env.update(config_options_env(env.get("AIRDOCK_AIRFLOW_CONFIG_OPTIONS")))
+    cmd = [airflow_bin(), "db", "migrate"]
+    log("running: " + " ".join(cmd))
+    code = subprocess.run(cmd, env=env).returncode
+    if code != 0:
+        raise EntrypointError(f"`airflow db migrate` failed with exit code {code}")
+    ensure_admin_user(env)
+    return 0
+
+
 def run_web_front(env: dict[str, str]) -> int:
     """The web front serves in this process: it is Airdock code, not an Airflow command, and it
     runs Airflow CLI calls with the environment `configure` built (startup-script exports too)."""
@@ -415,6 +480,8 @@ def run_component(component: str, env: dict[str, str]) -> int:
         return run_web_front(env)
     if component not in COMPONENT_COMMANDS:
         raise EntrypointError(f"unknown component {component!r}; one of {', '.join(COMPONENT_COMMANDS)}")
+    if component == "webserver":  # Airflow 2's UI
+        write_webserver_config(env)
     extra = json.loads(env.get("AIRDOCK_COMPONENT_ARGS") or "[]")
     cmd = [airflow_bin(), *COMPONENT_COMMANDS[component], *map(str, extra)]
     log("starting: " + " ".join(cmd))
@@ -497,6 +564,8 @@ def main(argv: list[str]) -> int:
         if "--prepare" in flags:
             prepare(env, once=True)
             return 0
+        if "--migrate" in flags:
+            return migrate(env)
         component = args[0] if args else env.get("AIRDOCK_COMPONENT", "")
         if not component:
             log("no component given (argument or AIRDOCK_COMPONENT)")

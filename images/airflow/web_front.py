@@ -19,6 +19,13 @@ Environment variables:
     AIRDOCK_ENVIRONMENT_NAME      the environment tokens must be scoped to (required)
     AIRDOCK_WEB_FRONT_PORT        listening port (required); AIRDOCK_WEB_FRONT_HOST (default 0.0.0.0)
     AIRDOCK_WEB_UPSTREAM          the Airflow web server, e.g. http://127.0.0.1:8080 (required)
+    AIRDOCK_WEB_BASE_PATH         the path prefix the environment is served under, e.g. /analytics
+                                  when a load balancer routes by path (default: none). Airflow's
+                                  base_url must carry the same path: it serves its UI and API
+                                  under it, and the front forwards paths unchanged. The MWAA
+                                  endpoints answer under it and at the root (health checks, a
+                                  load balancer that rewrites the prefix away); the sign-in page
+                                  posts to, redirects to and scopes its cookie to the prefix.
     AIRDOCK_AIRFLOW_MAJOR         2 or 3 (default 3): how a browser is signed in
     AIRDOCK_SECRETS_FILE          JSON with token_key, jwt_secret (Airflow 3), admin_password
                                   (Airflow 2); or give them as AIRDOCK_TOKEN_KEY,
@@ -184,9 +191,24 @@ def fab_username(airflow_identity: str) -> str:
     return airflow_identity.replace("/", ".")[:64]
 
 
+_BASE_PATH = re.compile(r"^(/[A-Za-z0-9._~-]+)*$")
+
+
+def base_path(value: str) -> str:
+    """AIRDOCK_WEB_BASE_PATH normalised: '' or '/a[/b...]' without a trailing slash. It ends up
+    in HTML, a Location and a cookie, so anything outside plain path characters is refused."""
+    path = value.strip().rstrip("/")
+    if path and not path.startswith("/"):
+        path = "/" + path
+    if not _BASE_PATH.match(path):
+        raise ValueError(f"AIRDOCK_WEB_BASE_PATH {value!r} is not a plain URL path such as /analytics")
+    return path
+
+
 class Config:
     def __init__(self, env: dict[str, str]) -> None:
         self.environment = env["AIRDOCK_ENVIRONMENT_NAME"]
+        self.base_path = base_path(env.get("AIRDOCK_WEB_BASE_PATH", ""))
         self.host = env.get("AIRDOCK_WEB_FRONT_HOST", "0.0.0.0")
         self.port = int(env["AIRDOCK_WEB_FRONT_PORT"])
         upstream = urllib.parse.urlsplit(env["AIRDOCK_WEB_UPSTREAM"])
@@ -224,6 +246,14 @@ class WebFront:
     @property
     def secure(self) -> bool:
         return bool(self.config.tls_cert)
+
+    def endpoint(self, path: str) -> str:
+        """The MWAA endpoint a request path names, with the environment's prefix taken off; other
+        paths are returned as they are (Airflow serves them under the prefix itself)."""
+        base = self.config.base_path
+        if base and path.startswith(base + "/aws_mwaa/"):
+            return path[len(base):]
+        return path
 
     def make_server(self) -> ThreadingHTTPServer:
         front = self
@@ -265,12 +295,14 @@ class WebFront:
         user = {"username": username, "password": password, "email": f"{username}@airdock.invalid",
                 "first_name": username[:64], "last_name": "MWAA", "roles": [{"name": role}]}
         headers = {"Authorization": admin, "Content-Type": "application/json"}
-        status, body = self._request("POST", "/auth/fab/v1/users", json.dumps(user).encode(), headers)
+        # Airflow 2 serves everything under its base_url's path (werkzeug's DispatcherMiddleware).
+        prefix = self.config.base_path
+        status, body = self._request("POST", f"{prefix}/auth/fab/v1/users", json.dumps(user).encode(), headers)
         if status == 404:
-            status, body = self._request("POST", "/api/v1/users", json.dumps(user).encode(), headers)
-            base = "/api/v1/users"
+            status, body = self._request("POST", f"{prefix}/api/v1/users", json.dumps(user).encode(), headers)
+            base = f"{prefix}/api/v1/users"
         else:
-            base = "/auth/fab/v1/users"
+            base = f"{prefix}/auth/fab/v1/users"
         if status == 409:
             status, body = self._request(
                 "PATCH", f"{base}/{urllib.parse.quote(username, safe='')}?update_mask=roles,password",
@@ -278,7 +310,7 @@ class WebFront:
         if status >= 300:
             raise RuntimeError(f"creating the Airflow user failed: {status} {body[:300]!r}")
         conn = self.upstream()
-        conn.request("GET", "/login/")
+        conn.request("GET", f"{prefix}/login/")
         resp = conn.getresponse()
         page = resp.read().decode(errors="replace")
         cookie = _cookie_value(resp.getheader("Set-Cookie") or "", "session")
@@ -286,7 +318,7 @@ class WebFront:
             re.search(r'id="csrf_token"[^>]*value="([^"]+)"', page)
         form = urllib.parse.urlencode({"username": username, "password": password,
                                        "csrf_token": match.group(1) if match else ""})
-        conn.request("POST", "/login/", form, {"Content-Type": "application/x-www-form-urlencoded",
+        conn.request("POST", f"{prefix}/login/", form, {"Content-Type": "application/x-www-form-urlencoded",
                                                 "Cookie": f"session={cookie}"})
         resp = conn.getresponse()
         resp.read()
@@ -316,7 +348,7 @@ SSO_PAGE = """<!doctype html>
 <title>Signing in to Apache Airflow</title></head>
 <body style="font-family: sans-serif; margin: 3em">
 <p id="message">Signing in to Apache Airflow&hellip;</p>
-<form id="login" method="post" action="/aws_mwaa/aws-console-sso">
+<form id="login" method="post" action="__ACTION__">
 <input type="hidden" name="token" id="token"></form>
 <script>
 (function () {
@@ -336,6 +368,12 @@ SSO_PAGE = """<!doctype html>
 <noscript>Signing in needs JavaScript.</noscript>
 </body></html>
 """
+
+
+def sso_page(base: str) -> bytes:
+    # Posted to under the environment's prefix: with path routing the host root is not the
+    # environment (nor any environment) on the load balancer.
+    return SSO_PAGE.replace("__ACTION__", html.escape(base + SSO_PATH)).encode()
 
 
 def _error_page(title: str, detail: str) -> bytes:
@@ -362,10 +400,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         path = urllib.parse.urlsplit(self.path).path
+        endpoint = self.web.endpoint(path)
         try:
-            if path == CLI_PATH:
+            if endpoint == CLI_PATH:
                 self._cli()
-            elif path == SSO_PATH:
+            elif endpoint == SSO_PATH:
                 self._sso()
             else:
                 self._proxy()
@@ -468,7 +507,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _sso(self) -> None:
         if self.command in ("GET", "HEAD"):
-            self._send(200, SSO_PAGE.encode(), "text/html; charset=utf-8",
+            self._send(200, sso_page(self.web.config.base_path), "text/html; charset=utf-8",
                        {"Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY"})
             return
         if self.command != "POST":
@@ -493,16 +532,20 @@ class _Handler(BaseHTTPRequestHandler):
         except tokens.TokenError as exc:
             self._send(exc.status, _error_page("Sign-in refused", exc.message), "text/html; charset=utf-8")
             return
-        secure = "; Secure" if self.web.secure else ""
+        secure = "; Secure" if self._scheme() == "https" else ""
+        # Scoped to the environment's prefix, as Airflow 3 scopes its own cookies (and Airflow 2's
+        # session cookie, through the webserver_config.py the entrypoint writes): environments
+        # routed by path share one host, and must not overwrite each other's sign-in.
+        base = config.base_path
         if config.airflow_major >= 3:
             jwt = mint_airflow_jwt(config.jwt_secret, claims.airflow_identity, claims.role.lower(), 12 * 3600)
             # Not HttpOnly: Airflow's UI reads this cookie from JavaScript, as after its own login.
-            cookie = f"_token={jwt}; Path=/; SameSite=Lax{secure}"
-            location = "/"
+            cookie = f"_token={jwt}; Path={base}/; SameSite=Lax{secure}"
+            location = f"{base}/"
         else:
             session = self.web.airflow2_session_cookie(fab_username(claims.airflow_identity), claims.role)
-            cookie = f"session={session}; Path=/; HttpOnly; SameSite=Lax{secure}"
-            location = "/home"
+            cookie = f"session={session}; Path={base}/; HttpOnly; SameSite=Lax{secure}"
+            location = f"{base}/home"
         self.send_response(303)
         self.send_header("Location", location)
         self.send_header("Set-Cookie", cookie)
@@ -512,16 +555,23 @@ class _Handler(BaseHTTPRequestHandler):
 
     # ---- everything else: the Airflow UI and API -------------------------------------------------
 
+    def _scheme(self) -> str:
+        """The scheme the browser used. Behind the load balancer, which terminates TLS and says
+        so in X-Forwarded-Proto, that is the header's; directly, this server's own."""
+        return self.headers.get("X-Forwarded-Proto") or ("https" if self.web.secure else "http")
+
     def _forward_headers(self) -> list[tuple[str, str]]:
         connection_tokens = {t.strip().lower() for t in self.headers.get("Connection", "").split(",")}
         out = [(k, v) for k, v in self.headers.items()
                if k.lower() not in _HOP_BY_HOP and k.lower() not in connection_tokens
-               and k.lower() != "content-length"]
+               and k.lower() not in ("content-length", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host")]
         client = self.client_address[0]
         prior = self.headers.get("X-Forwarded-For")
         out.append(("X-Forwarded-For", f"{prior}, {client}" if prior else client))
-        out.append(("X-Forwarded-Proto", "https" if self.web.secure else "http"))
-        out.append(("X-Forwarded-Host", self.headers.get("Host", "")))
+        # Kept when a proxy in front (the ALB) set them: it knows what the browser used. Each is
+        # sent once; two values would leave Airflow to pick one.
+        out.append(("X-Forwarded-Proto", self._scheme()))
+        out.append(("X-Forwarded-Host", self.headers.get("X-Forwarded-Host") or self.headers.get("Host", "")))
         return out
 
     def _proxy(self) -> None:

@@ -103,6 +103,14 @@ KNOWN_MANAGED_POLICIES: dict[str, dict[str, Any]] = {
         "Statement": [{"Effect": "Allow", "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
                        "Resource": "*"}],
     },
+    # SAM adds it to a function with VpcConfig (the API function): its network interfaces.
+    "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole": {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": [
+            "logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "ec2:CreateNetworkInterface",
+            "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets", "ec2:DeleteNetworkInterface",
+            "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"], "Resource": "*"}],
+    },
 }
 
 
@@ -204,3 +212,27 @@ def test_the_dynamodb_table_is_on_demand_with_point_in_time_recovery(transformed
     table = transformed["Resources"]["EnvironmentsTable"]["Properties"]
     assert table["BillingMode"] == "PAY_PER_REQUEST"
     assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+
+
+def test_the_api_function_runs_in_the_private_subnets_and_may_reach_the_load_balancers(transformed: dict[str, Any]) -> None:
+    """InvokeRestApi reaches PRIVATE_ONLY environments only through the internal load balancer,
+    which is reachable from the VPC only."""
+    resources = transformed["Resources"]
+    vpc = resources["ApiFunction"]["Properties"]["VpcConfig"]
+    assert vpc["SubnetIds"] == {"Ref": "PrivateSubnetIds"}
+    assert vpc["SecurityGroupIds"] == [{"Ref": "ApiFunctionSecurityGroup"}]
+    group = resources["ApiFunctionSecurityGroup"]
+    assert group["Type"] == "AWS::EC2::SecurityGroup" and group["Properties"]["VpcId"] == {"Ref": "VpcId"}
+    # The load balancers' group lets the function in on the listeners' port, HTTP or HTTPS.
+    ingress = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::EC2::SecurityGroupIngress"
+               and r["Properties"].get("SourceSecurityGroupId") == {"Ref": "ApiFunctionSecurityGroup"}]
+    assert len(ingress) == 1
+    assert ingress[0]["GroupId"] == {"Ref": "LoadBalancerSecurityGroup"}
+    for listener in ("InternalListener", "PublicListener"):
+        port = resources[listener]["Properties"]["Port"]
+        assert ingress[0]["FromPort"] == port == ingress[0]["ToPort"], listener
+    internal = resources["InternalLoadBalancer"]["Properties"]
+    assert internal["Scheme"] == "internal"
+    assert internal["SecurityGroups"] == [{"Ref": "LoadBalancerSecurityGroup"}]
+    assert "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole" in \
+        resources["ApiFunctionRole"]["Properties"]["ManagedPolicyArns"]

@@ -133,3 +133,25 @@ def test_the_control_plane_signs_tokens_with_the_key_the_web_front_is_given(stac
     assert claims.role == "Admin"
     web = plane.create_web_login_token(record, root)
     assert tokens.verify(key, web["WebToken"], kind=tokens.WEB, environment="analytics").role == "Admin"
+
+
+def _variables(stack: Stack, service: dict[str, Any]) -> dict[str, str]:
+    return {v["name"]: v["value"] for v in _container(stack, service)["environment"]}
+
+
+def test_with_path_routing_airflow_and_the_web_front_share_the_environments_prefix(stack: Stack) -> None:
+    _up(stack, environment(stack))
+    services = _services(stack, "analytics")
+    dns = stack.environ["AIRDOCK_PRIVATE_ALB_DNS"]
+    for component in ("web-front", "webserver", "scheduler", "worker"):
+        variables = _variables(stack, services[component])
+        assert variables["AIRFLOW__API__BASE_URL"] == f"http://{dns}/analytics", component
+        assert variables["AIRDOCK_WEB_BASE_PATH"] == "/analytics", component
+
+
+def test_with_host_routing_there_is_no_prefix(stack: Stack) -> None:
+    stack.environ["AIRDOCK_WEB_DOMAIN"] = "airflow.example.com"
+    _up(stack, environment(stack, AirflowVersion="2.11.0"))
+    variables = _variables(stack, _services(stack, "analytics")["web-front"])
+    assert variables["AIRFLOW__WEBSERVER__BASE_URL"] == "http://analytics.airflow.example.com"
+    assert variables["AIRDOCK_WEB_BASE_PATH"] == ""

@@ -55,7 +55,9 @@ class _Upstream(BaseHTTPRequestHandler):
             self.end_headers()
             return
         body = json.dumps({"path": self.path, "auth": self.headers.get("Authorization"),
-                           "forwarded": self.headers.get("X-Forwarded-For")}).encode()
+                           "forwarded": self.headers.get("X-Forwarded-For"),
+                           "proto": self.headers.get_all("X-Forwarded-Proto"),
+                           "host": self.headers.get_all("X-Forwarded-Host")}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -70,29 +72,38 @@ class _Upstream(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
-@pytest.fixture(scope="module")
-def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    tmp = tmp_path_factory.mktemp("front")
-    upstream = ThreadingHTTPServer(("127.0.0.1", 0), _Upstream)
-    threading.Thread(target=upstream.serve_forever, daemon=True).start()
-    fake_airflow = tmp / "airflow"
-    fake_airflow.write_text(f"#!{sys.executable}\nimport json, sys\nprint(json.dumps(sys.argv[1:]))\n"
-                            "print('to stderr', file=sys.stderr)\nsys.exit(3)\n")
-    fake_airflow.chmod(0o755)
+def _serve(handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def _start_front(tmp: Path, upstream: ThreadingHTTPServer, **extra: str) -> tuple[ThreadingHTTPServer, str, Path]:
     key = tokens.new_key()
-    (tmp / "secrets.json").write_text(json.dumps({"token_key": key, "jwt_secret": "jwt"}))
+    (tmp / "secrets.json").write_text(json.dumps({"token_key": key, "jwt_secret": "jwt", "admin_password": "pw"}))
     offset = tmp / "offset"
     offset.write_text("0")
     config = web_front.Config({
         "AIRDOCK_ENVIRONMENT_NAME": ENV, "AIRDOCK_WEB_FRONT_HOST": "127.0.0.1", "AIRDOCK_WEB_FRONT_PORT": "0",
         "AIRDOCK_WEB_UPSTREAM": f"http://127.0.0.1:{upstream.server_address[1]}",
-        "AIRDOCK_SECRETS_FILE": str(tmp / "secrets.json"), "AIRDOCK_AIRFLOW_BIN": str(fake_airflow),
+        "AIRDOCK_SECRETS_FILE": str(tmp / "secrets.json"),
         "AIRDOCK_WEB_STATE_DIR": str(tmp / "state"), "AIRDOCK_TOKEN_CLOCK_OFFSET_FILE": str(offset),
-        "AIRDOCK_TOKENS_MODULE": tokens.__file__,
+        "AIRDOCK_TOKENS_MODULE": tokens.__file__, **extra,
     })
-    app = web_front.WebFront(config)
-    server = app.make_server()
+    server = web_front.WebFront(config).make_server()
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, key, offset
+
+
+@pytest.fixture(scope="module")
+def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    tmp = tmp_path_factory.mktemp("front")
+    upstream = _serve(_Upstream)
+    fake_airflow = tmp / "airflow"
+    fake_airflow.write_text(f"#!{sys.executable}\nimport json, sys\nprint(json.dumps(sys.argv[1:]))\n"
+                            "print('to stderr', file=sys.stderr)\nsys.exit(3)\n")
+    fake_airflow.chmod(0o755)
+    server, key, offset = _start_front(tmp, upstream, AIRDOCK_AIRFLOW_BIN=str(fake_airflow))
     yield {"url": f"http://127.0.0.1:{server.server_address[1]}", "key": key, "offset": offset}
     server.shutdown()
     upstream.shutdown()
@@ -159,3 +170,132 @@ def test_everything_else_is_proxied_with_headers_streaming_and_rewritten_redirec
     assert requests.get(front["url"] + "/stream", timeout=10).text == "one\ntwo\n"
     redirect = requests.get(front["url"] + "/go", allow_redirects=False, timeout=10)
     assert redirect.headers["Location"] == "/home"
+
+
+def test_forwarded_proto_and_host_from_the_load_balancer_are_kept_and_sent_once(front: dict[str, Any]) -> None:
+    behind_alb = requests.get(front["url"] + "/api/v2/version", timeout=10, headers={
+        "X-Forwarded-Proto": "https", "X-Forwarded-Host": "airflow.example.com", "X-Forwarded-For": "203.0.113.9"}).json()
+    assert behind_alb["proto"] == ["https"] and behind_alb["host"] == ["airflow.example.com"]
+    assert behind_alb["forwarded"] == "203.0.113.9, 127.0.0.1"
+    direct = requests.get(front["url"] + "/api/v2/version", timeout=10).json()
+    assert direct["proto"] == ["http"] and direct["host"] == [front["url"].removeprefix("http://")]
+
+
+def test_a_sign_in_behind_an_https_load_balancer_sets_a_secure_cookie(front: dict[str, Any]) -> None:
+    token = tokens.mint_web_token(front["key"], ENV, "root", "root", "Op")
+    answer = requests.post(front["url"] + "/aws_mwaa/aws-console-sso", data={"token": token}, timeout=10,
+                           allow_redirects=False, headers={"X-Forwarded-Proto": "https"})
+    assert answer.status_code == 303
+    assert "; Secure" in answer.headers["Set-Cookie"]
+
+
+# ---- path routing: the environment lives under /analytics on a shared load balancer host -------
+
+PREFIX = "/analytics"
+
+
+class _PrefixedAirflow2(BaseHTTPRequestHandler):
+    """Airflow 2 with `[webserver] base_url = http://alb/analytics`: everything is under the prefix
+    (werkzeug's DispatcherMiddleware answers 404 elsewhere); FAB's user API and login form."""
+    protocol_version = "HTTP/1.1"
+    users: dict[str, dict[str, Any]] = {}
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def _answer(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        if self.path == f"{PREFIX}/login/":
+            self._answer(200, b'<input id="csrf_token" name="csrf_token" type="hidden" value="csrf-1">',
+                         {"Set-Cookie": "session=anonymous; Path=/analytics/"})
+        else:
+            self._answer(404, json.dumps({"path": self.path}).encode())
+
+    def do_POST(self) -> None:
+        data = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.path == f"{PREFIX}/auth/fab/v1/users":
+            if self.headers.get("Authorization") != "Basic " + base64.b64encode(b"admin:pw").decode():
+                self._answer(401)
+                return
+            user = json.loads(data)
+            self.users[user["username"]] = user
+            self._answer(200, data)
+        elif self.path == f"{PREFIX}/login/":
+            form = dict(pair.split("=", 1) for pair in data.decode().split("&"))
+            user = self.users.get(form["username"])
+            ok = user is not None and user["password"] == form["password"] and form["csrf_token"] == "csrf-1"
+            self._answer(302 if ok else 200, b"", {"Location": f"{PREFIX}/home",
+                                                    "Set-Cookie": f"session=signed-{form['username']}; Path=/analytics/"})
+        else:
+            self._answer(404)
+
+
+@pytest.fixture(scope="module")
+def prefixed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    upstream = _serve(_Upstream)
+    server, key, _offset = _start_front(tmp_path_factory.mktemp("prefixed"), upstream, AIRDOCK_WEB_BASE_PATH=PREFIX)
+    airflow2 = _serve(_PrefixedAirflow2)
+    server2, key2, _ = _start_front(tmp_path_factory.mktemp("prefixed2"), airflow2, AIRDOCK_WEB_BASE_PATH=PREFIX + "/",
+                                    AIRDOCK_AIRFLOW_MAJOR="2")
+    yield {"url": f"http://127.0.0.1:{server.server_address[1]}", "key": key,
+           "url2": f"http://127.0.0.1:{server2.server_address[1]}", "key2": key2}
+    for s in (server, upstream, server2, airflow2):
+        s.shutdown()
+
+
+@pytest.mark.parametrize("path", [f"{PREFIX}/aws_mwaa/aws-console-sso", "/aws_mwaa/aws-console-sso"])
+def test_with_a_base_path_the_sign_in_page_posts_under_the_prefix(prefixed: dict[str, Any], path: str) -> None:
+    # Both forms reach the page: the prefixed one from the browser, the bare one from the load
+    # balancer's health check (or its rewrite of /analytics/aws_mwaa/*).
+    page = requests.get(prefixed["url"] + path, timeout=10)
+    assert page.status_code == 200
+    assert f'action="{PREFIX}/aws_mwaa/aws-console-sso"' in page.text
+
+
+def test_with_a_base_path_an_airflow3_sign_in_redirects_and_scopes_its_cookie_to_the_prefix(prefixed: dict[str, Any]) -> None:
+    token = tokens.mint_web_token(prefixed["key"], ENV, "root", "root", "Admin")
+    answer = requests.post(prefixed["url"] + f"{PREFIX}/aws_mwaa/aws-console-sso", data={"token": token},
+                           allow_redirects=False, timeout=10)
+    assert answer.status_code == 303 and answer.headers["Location"] == f"{PREFIX}/"
+    assert f"Path={PREFIX}/;" in answer.headers["Set-Cookie"]
+    # A browser sends that cookie to the environment's UI and API (proxied with the prefix, which
+    # Airflow serves under its base_url) and to no other environment on the host.
+    session = requests.Session()
+    session.cookies.update(answer.cookies)
+    got = session.get(prefixed["url"] + f"{PREFIX}/api/v2/dags?limit=1", timeout=10).json()
+    assert got["path"] == f"{PREFIX}/api/v2/dags?limit=1"
+    assert [c.path for c in answer.cookies] == [f"{PREFIX}/"]
+
+
+def test_with_a_base_path_the_cli_endpoint_answers_under_the_prefix(prefixed: dict[str, Any]) -> None:
+    token = tokens.mint_cli_token(prefixed["key"], ENV, "root", "root", "Admin")
+    answer = requests.post(prefixed["url"] + f"{PREFIX}/aws_mwaa/cli", data="dags list", timeout=10,
+                           headers={"Authorization": "Bearer " + token + "x"})
+    # The CLI endpoint checked the token; Airflow (which would answer 201) never saw the request.
+    assert answer.status_code == 401 and answer.json()["error"] == "Unauthorized"
+
+
+def test_with_a_base_path_an_airflow2_sign_in_logs_in_under_the_prefix_and_lands_on_its_home(prefixed: dict[str, Any]) -> None:
+    token = tokens.mint_web_token(prefixed["key2"], ENV, "arn:aws:iam::1:user/ana", "ana", "User")
+    answer = requests.post(prefixed["url2"] + f"{PREFIX}/aws_mwaa/aws-console-sso", data={"token": token},
+                           allow_redirects=False, timeout=10)
+    assert answer.status_code == 303, answer.text
+    assert answer.headers["Location"] == f"{PREFIX}/home"
+    assert answer.headers["Set-Cookie"].startswith("session=signed-ana;")
+    assert f"Path={PREFIX}/;" in answer.headers["Set-Cookie"]
+    assert _PrefixedAirflow2.users["ana"]["roles"] == [{"name": "User"}]
+
+
+def test_a_base_path_that_is_not_a_plain_path_is_refused() -> None:
+    assert web_front.base_path("analytics/") == "/analytics"
+    assert web_front.base_path("") == ""
+    for bad in ('/a"><script>', "/a b", "/a?x=1"):
+        with pytest.raises(ValueError, match="AIRDOCK_WEB_BASE_PATH"):
+            web_front.base_path(bad)

@@ -357,8 +357,11 @@ class EcsCompute:
             })
             if self.config.used_tokens_table:
                 variables["AIRDOCK_USED_TOKENS_TABLE"] = self.config.used_tokens_table
+        # Airflow serves its UI and API under the base URL's path (the environment's prefix with
+        # path routing); the web front and the entrypoint get that path as AIRDOCK_WEB_BASE_PATH.
         base_url = self.web.base_url(env)
         variables["AIRFLOW__API__BASE_URL" if airflow_major(env) >= 3 else "AIRFLOW__WEBSERVER__BASE_URL"] = base_url
+        variables["AIRDOCK_WEB_BASE_PATH"] = self.web.base_path(env)
         modules = enabled_modules(env)
         level = modules.get(COMPONENT_MODULE[component])
         if level:
@@ -382,6 +385,11 @@ class EcsCompute:
             key = self._secret_arn(naming.secret_name(env.Name, "web-front"))
             front = [{"name": "AIRDOCK_TOKEN_KEY", "valueFrom": f"{key}:token_key::"},
                      {"name": "AIRDOCK_JWT_SECRET", "valueFrom": f"{airflow}:jwt_secret::"}]
+        if airflow_major(env) < 3 and component in (WEB_FRONT, "migrate"):
+            # Airflow 2 (FAB): the migrate task makes the `admin` user with this password
+            # (entrypoint.py --migrate, as local mode does); the web front signs browsers in
+            # through it, and the control plane reads it for InvokeRestApi (data_plane.py).
+            front.append({"name": "AIRDOCK_ADMIN_PASSWORD", "valueFrom": f"{airflow}:admin_password::"})
         return front + [
             {"name": "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "valueFrom": f"{database}:sql_alchemy_conn::"},
             {"name": "AIRFLOW__CORE__FERNET_KEY", "valueFrom": f"{airflow}:fernet_key::"},
@@ -405,9 +413,9 @@ class EcsCompute:
             "stopTimeout": 120,
         }
         if component == "migrate":
-            # Same image, Airflow's own CLI: `airflow db migrate` (idempotent; also upgrades).
-            container["entryPoint"] = ["/usr/bin/tini", "--", "airflow"]
-            container["command"] = ["db", "migrate"]
+            # Same image and entrypoint: `airflow db migrate` (idempotent; also upgrades), then
+            # Airflow 2's admin user.
+            container["command"] = ["--migrate"]
         if component == "webserver":
             container["portMappings"] = [{"containerPort": WEB_PORT, "protocol": "tcp"}]
         if component == WEB_FRONT:
@@ -680,12 +688,14 @@ class EcsCompute:
             raise
 
     def _airflow_secret(self, env_name: str) -> str:
-        """Fernet key, API JWT secret and webserver secret key of the environment (created once;
-        rotating the Fernet key would make stored connections unreadable)."""
+        """Fernet key, API JWT secret, webserver secret key and (Airflow 2) admin password of the
+        environment (created once; rotating the Fernet key would make stored connections
+        unreadable)."""
         return self._ensure_secret(env_name, "airflow", f"Airflow keys of Airdock environment {env_name}", lambda: {
             "fernet_key": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
             "jwt_secret": secrets.token_urlsafe(48),
             "secret_key": secrets.token_urlsafe(48),
+            "admin_password": secrets.token_hex(16),
         })
 
     def _web_front_secret(self, env_name: str) -> str:
@@ -695,12 +705,21 @@ class EcsCompute:
                                    lambda: {"token_key": new_token_key()})
 
     def _ensure_secret(self, env_name: str, kind: str, description: str, make: Callable[[], dict[str, str]]) -> str:
+        """The secret's ARN; created with `make()`, or given the keys `make()` has that an older
+        secret lacks (existing keys are never changed: an ECS task naming a missing JSON key
+        would not start)."""
         name = naming.secret_name(env_name, kind)
         try:
-            return str(self.sm.describe_secret(SecretId=name)["ARN"])
+            arn = str(self.sm.describe_secret(SecretId=name)["ARN"])
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ResourceNotFoundException":
                 raise
+        else:
+            current = json.loads(self.sm.get_secret_value(SecretId=arn)["SecretString"])
+            missing = {k: v for k, v in make().items() if k not in current}
+            if missing:
+                self.sm.put_secret_value(SecretId=arn, SecretString=json.dumps({**current, **missing}))
+            return arn
         try:
             return str(self.sm.create_secret(
                 Name=name, SecretString=json.dumps(make()),

@@ -9,8 +9,12 @@ the environment's keys read from Secrets Manager instead of its secrets.json:
                   InvokeRestApi needs it
 
 InvokeRestApi goes through the environment's web front (its WebserverUrl), which proxies to the
-Airflow API: the API function must reach that load balancer (the internet-facing one, or the
-internal one when the function runs in the VPC).
+Airflow API: the API function runs in the deployment's private subnets (template.yaml), so it
+reaches the internal load balancer of PRIVATE_ONLY environments as well as the public one.
+
+    admin_password  secret `airdock/{Name}/airflow` (Airflow 2): the FAB `admin` user the migrate
+                  task makes (entrypoint.py --migrate); InvokeRestApi calls as it for Admin, and
+                  with it makes the `airdock-{role}` user of any other role
 
 Airflow roles: MWAA maps IAM permissions on `arn:aws:airflow:...:role/{Name}/{Role}`; here the
 mapping is the JSON the API function gets as AIRDOCK_AIRFLOW_ROLES (the same shape as local

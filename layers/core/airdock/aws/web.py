@@ -6,7 +6,8 @@ environment gets an `ip` target group (Fargate tasks are awsvpc) that its web fr
 registers into (images/airflow/web_front.py: `/aws_mwaa/cli`, `/aws_mwaa/aws-console-sso`, and
 everything else proxied to the Airflow webserver), and a listener rule routing to it: by host name
 `{Name}.{domain}` when the deployment has a wildcard domain, else by path `/{Name}/*` (Airflow's
-base_url carries the prefix). With paths, `/{Name}/aws_mwaa/*` gets its own rule, ahead of the
+base_url carries the prefix, and the web front knows it as AIRDOCK_WEB_BASE_PATH: its sign-in page
+posts, redirects and sets its cookie under it). With paths, `/{Name}/aws_mwaa/*` gets its own rule, ahead of the
 environment's, to the same target group with a URL rewrite to `/aws_mwaa/*`: the web front serves
 those endpoints at the root, where MWAA clients find them on a host of their own.
 
@@ -72,7 +73,7 @@ class AlbWebAccess:
     def hostname(self, env: Environment) -> str:
         if self.config.domain:
             return f"{env.Name}.{self.config.domain}"
-        return f"{self.load_balancer(env).dns_name}/{env.Name}"
+        return f"{self.load_balancer(env).dns_name}{self.base_path(env)}"
 
     def base_url(self, env: Environment) -> str:
         scheme = "https" if self.load_balancer(env).https else "http"

@@ -494,6 +494,21 @@ class LocalAirflowEnvironment:
             raise AirflowEnvError(f"`airflow {' '.join(args[:2])}` failed:\n{tail}")
         return out.stdout
 
+    def _migrate(self) -> None:
+        """The schema, then on Airflow 2 the FAB admin user (REST API basic auth, the UI, the web
+        front's sign-in): the entrypoint's --migrate, which the ECS migrate task runs too."""
+        env = self.base_env()
+        if not self.airflow3:
+            env["AIRDOCK_ADMIN_PASSWORD"] = self.secrets["admin_password"]
+        logf = self.env_dir / "logs" / "db-migrate.log"
+        out = subprocess.run([str(self.runtime.python), str(entrypoint_path()), "--migrate"], env=env,
+                             capture_output=True, text=True, timeout=900, cwd=self.env_dir)
+        with open(logf, "a") as fh:
+            fh.write(f"=== entrypoint --migrate exit {out.returncode}\n{out.stdout}{out.stderr}")
+        if out.returncode != 0:
+            tail = "\n".join((out.stdout + out.stderr).strip().splitlines()[-15:])
+            raise AirflowEnvError(f"`airflow db migrate` failed:\n{tail}")
+
     def _prepare_files(self) -> None:
         env = self._entrypoint_env("none", [], sync_dags=True)
         env.pop("AIRDOCK_DAGS_SYNC_INTERVAL", None)
@@ -524,16 +539,8 @@ class LocalAirflowEnvironment:
             self._start_postgres()
             progress("migrating the Airflow metadata database")
             t = time.monotonic()
-            self._run_airflow(["db", "migrate"], "db-migrate")
+            self._migrate()
             progress(f"database migrated in {time.monotonic() - t:.1f}s")
-            if not self.airflow3:
-                # FAB auth: an admin user for the REST API (basic auth) and the UI.
-                users = self._run_airflow(["users", "list", "-o", "json"], "users")
-                if '"admin"' not in users:
-                    self._run_airflow(["users", "create", "--role", "Admin", "--username", "admin",
-                                       f"--password={self.secrets['admin_password']}", "--email",
-                                       "admin@airdock.local", "--firstname", "Airdock",
-                                       "--lastname", "Admin"], "users")
 
     def _component_specs(self) -> list[ComponentSpec]:
         ep = str(entrypoint_path())
