@@ -250,6 +250,8 @@ def test_on_airflow_2_the_sso_link_signs_the_browser_into_the_ui_as_the_tokens_f
     login = web_login(server, V2)
     context, page = signed_in_dag_list(browser, login, "sso-airflow2-admin-dag-list.png")
     assert urllib.parse.urlsplit(page.url).path == "/home"
+    user = page.evaluate("async (name) => (await fetch(`/auth/fab/v1/users/${name}`)).json()", login["AirflowIdentity"])
+    assert (user["username"], [r["name"] for r in user["roles"]]) == ("root", ["Admin"])
     assert trigger_button_enabled(page)
     assert post_dag_run_from_page(page) == 200
     context.close()
