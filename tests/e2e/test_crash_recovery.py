@@ -45,7 +45,9 @@ def test_given_a_server_killed_during_create_and_during_delete_when_restarted_th
         env = wait_status(second.client(), "crashy", {"AVAILABLE", "CREATE_FAILED"})
         assert env["Status"] == "AVAILABLE", env.get("LastUpdate")
         second.client().delete_environment(Name="crashy")
-        _wait_progress(second, "DELETE /environments/crashy")
+        # Accepted: the record says DELETING and the workflow is recorded (not the access log,
+        # which the server no longer writes by default)
+        assert second.client().get_environment(Name="crashy")["Environment"]["Status"] == "DELETING"
         second.kill()
     finally:
         second.kill()

@@ -21,7 +21,7 @@ import pytest
 
 from airdock.local.airflow_env import AirflowEnvSpec, LocalAirflowEnvironment, entrypoint_path
 from airdock.local.runtime import RuntimeBuildError, RuntimeCache
-from airdock.local.supervisor import (ComponentSpec, ComponentState, Supervisor, reap_orphans,
+from airdock.local.supervisor import (ComponentSpec, ComponentState, Supervisor, SupervisorClosed, reap_orphans,
                                       session_members, tagged_pids)
 
 RETRY_DAG = textwrap.dedent('''
@@ -364,6 +364,34 @@ def test_reap_orphans_after_controller_is_sigkilled(tmp_path: Path) -> None:
                        and Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"],
           5, "orphans to die", 0.1)
     assert not list((env_dir / "pids").glob("*.pid"))
+
+
+def test_given_a_closing_supervisor_then_starts_are_refused_and_no_component_outlives_it(supervisor: Supervisor) -> None:
+    # Given a running component / When the supervisor closes
+    supervisor.start(ComponentSpec(name="a", argv=["sleep", "300"]))
+    pid = supervisor.status("a").pid
+    supervisor.close(grace_s=2)
+    # Then it is stopped, and a start racing the shutdown (a recovery thread) is refused
+    with pytest.raises(SupervisorClosed):
+        supervisor.start(ComponentSpec(name="late", argv=["sleep", "300"]))
+    assert supervisor.status("late") is None
+    assert not session_members(pid)
+
+
+def test_given_a_helper_that_dies_with_its_caller_when_the_controller_is_sigkilled_then_the_helper_dies_too(tmp_path: Path) -> None:
+    pidfile = tmp_path / "helper.pid"
+    controller = textwrap.dedent(f'''
+        import subprocess
+        from airdock.local.supervisor import dies_with_caller
+        subprocess.run(dies_with_caller(["bash", "-c", "echo $$ > {pidfile}; exec sleep 300"]))
+    ''')
+    proc = subprocess.Popen([sys.executable, "-c", controller],
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    helper = int(_wait(lambda: pidfile.is_file() and pidfile.read_text().strip(), 10, "the helper", 0.05))
+    proc.kill()  # the server dies in the middle of, say, `airflow db migrate`
+    proc.wait()
+    _wait(lambda: not Path(f"/proc/{helper}/stat").exists()
+          or Path(f"/proc/{helper}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z", 5, "the helper to die", 0.05)
 
 
 # ---- entrypoint (no Airflow: a fake `airflow` executable) ----------------------------------------

@@ -80,7 +80,9 @@ class Crasher:
     def mwaa(self) -> Any:
         return self.server.client()
 
-    def _kill_and_restart(self, delay: float) -> None:
+    def kill_and_restart(self, delay: float) -> None:
+        """SIGKILL the server after `delay` seconds (its environments' processes survive it, as
+        after a crash) and start a new one on the same data dir and port."""
         time.sleep(delay)
         self.server.kill()
         self.server = LiveServer(self.data_dir, provision=True, port=self.server.port, env=self.env).start(timeout=180)
@@ -89,7 +91,7 @@ class Crasher:
         run = CrashRun("create", name, round(self.rng.uniform(0, max_delay), 2))
         started = time.monotonic()
         self.mwaa.create_environment(**create_args(name, **extra))
-        self._kill_and_restart(run.kill_after_s)
+        self.kill_and_restart(run.kill_after_s)
         env = wait_final(self.mwaa, name)
         run.outcome, run.seconds = env["Status"], time.monotonic() - started
         assert env["Status"] == "AVAILABLE", (run.line(), env.get("LastUpdate"))
@@ -103,7 +105,7 @@ class Crasher:
         run = CrashRun("update", name, round(self.rng.uniform(0, max_delay), 2))
         started = time.monotonic()
         self.mwaa.update_environment(Name=name, MaxWorkers=target_max)
-        self._kill_and_restart(run.kill_after_s)
+        self.kill_and_restart(run.kill_after_s)
         env = wait_final(self.mwaa, name)
         run.outcome, run.seconds = env["Status"], time.monotonic() - started
         assert env["Status"] == "AVAILABLE" and env["LastUpdate"]["Status"] == "SUCCESS", (run.line(), env.get("LastUpdate"))
@@ -114,7 +116,7 @@ class Crasher:
         run = CrashRun("delete", name, round(self.rng.uniform(0, max_delay), 2))
         started = time.monotonic()
         self.mwaa.delete_environment(Name=name)
-        self._kill_and_restart(run.kill_after_s)
+        self.kill_and_restart(run.kill_after_s)
         wait_gone(self.mwaa, name)
         run.outcome, run.seconds = "DELETED", time.monotonic() - started
         env_dir = self.data_dir / "envs" / name

@@ -6,6 +6,7 @@ it wants, so a maintenance window or a schedule is "due now" without waiting for
 """
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -15,8 +16,8 @@ from typing import Any
 import pytest
 
 from airdock.core.errors import ValidationError
-from airdock.core.models import CreateEnvironmentInput, UpdateEnvironmentInput
-from airdock.core.ports import Health
+from airdock.core.models import CreateEnvironmentInput, InvokeRestApiInput, UpdateEnvironmentInput
+from airdock.core.ports import Caller, Health
 from airdock.core.settings import Settings
 from airdock.core.validation import parse
 from airdock.local.context import LocalContext
@@ -256,3 +257,104 @@ def test_an_operation_interrupted_by_a_restart_is_started_again(context: LocalCo
     runner.join(10)
     wait_status(context, "crash", "PENDING")
     assert context.compute.methods("crash")[-1] == "pause"
+
+
+# ---------------------------------------------------------------- recovery after a server restart
+
+
+class ComponentsComingBack(RecordingCompute):
+    """The compute of a restarted server: its start() returns at once, but Airflow is healthy
+    only once `back` is set (the components take their time to come up)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.back = threading.Event()
+
+    def health(self, env: Any) -> Health:
+        return Health(self.back.is_set(), "ok" if self.back.is_set() else "scheduler=unhealthy")
+
+    def environment(self, name: str) -> None:
+        return None  # no local Airflow handle: the health-metrics collector skips it
+
+
+def restart_server(ctx: LocalContext, compute: RecordingCompute, monkeypatch: pytest.MonkeyPatch) -> LocalContext:
+    """Stop the server of `ctx` and start a new one on the same data dir (its lifecycle loop never
+    ticks by itself: the tests tick it)."""
+    ctx.close()
+    monkeypatch.setenv("AIRDOCK_AUTOSCALER", "off")
+    monkeypatch.setenv("AIRDOCK_LIFECYCLE_INTERVAL", "3600")
+    again = LocalContext(ctx.data_dir, Settings(), compute=compute)
+    again.start()
+    return again
+
+
+def airflow_access_error(ctx: LocalContext, name: str) -> list[str]:
+    caller = Caller()
+    calls = [lambda: ctx.service.create_cli_token(name, caller),
+             lambda: ctx.service.create_web_login_token(name, caller),
+             lambda: ctx.service.invoke_rest_api(parse(InvokeRestApiInput, {"Name": name, "Path": "/dags", "Method": "GET"}), caller)]
+    messages = []
+    for call in calls:
+        with pytest.raises(ValidationError) as caught:
+            call()
+        messages.append(caught.value.message)
+    return messages
+
+
+def test_given_a_restarted_server_then_its_environments_are_unavailable_until_their_components_are_healthy_again(
+        context: LocalContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given an AVAILABLE environment and a paused one
+    create(context, "back")
+    create(context, "asleep")
+    context.service.pause_environment("asleep")
+    wait_status(context, "asleep", "PENDING")
+    # When the server restarts, and the components are not back yet
+    compute = ComponentsComingBack()
+    again = restart_server(context, compute, monkeypatch)
+    try:
+        # Then from the first request on the environment is UNAVAILABLE, saying why
+        env = again.service.get_environment("back")["Environment"]
+        assert env["Status"] == "UNAVAILABLE"
+        assert env["StatusReason"].startswith("Recovering")
+        # and Airflow access gives MWAA's error for an environment that is not AVAILABLE
+        assert all("UNAVAILABLE status" in message for message in airflow_access_error(again, "back"))
+        # while the paused environment stays paused, nothing started
+        assert again.repository.get("asleep").environment.Status == "PENDING"
+        assert compute.methods("asleep") == []
+        # When Airflow is healthy again / Then it is AVAILABLE, its components started once
+        compute.back.set()
+        wait_status(again, "back", "AVAILABLE")
+        assert compute.methods("back") == ["start"]
+        assert transitions(again, "back")[-2:] == [("AVAILABLE", "UNAVAILABLE"), ("UNAVAILABLE", "AVAILABLE")]
+        assert again.service.get_environment("back")["Environment"].get("StatusReason") is None
+    finally:
+        again.close()
+
+
+def test_given_a_recovery_that_timed_out_then_the_lifecycle_tick_retries_it_and_returns_the_environment_to_available_once_healthy(
+        context: LocalContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    import airdock.core.lifecycle as lifecycle_module
+
+    create(context, "slow")
+    monkeypatch.setattr(lifecycle_module, "RECOVER_HEALTH_TIMEOUT_S", 0.5)
+    compute = ComponentsComingBack()
+    again = restart_server(context, compute, monkeypatch)
+    try:
+        # Given a recovery that gave up waiting for Airflow
+        env = wait_status(again, "slow", "UNAVAILABLE")
+        assert env["StatusReason"].startswith("Recover failed: Airflow did not become healthy")
+        now = datetime.now(timezone.utc)
+        # When the lifecycle ticks while Airflow is still not healthy / Then nothing changes…
+        assert tick(again, now)["started"] == []
+        # …until the retry is due: the recovery starts again
+        assert tick(again, now + timedelta(seconds=lifecycle_module.RECOVER_RETRY_S + 1))["started"] == [
+            {"Name": "slow", "Action": "recover"}]
+        wait_status(again, "slow", "UNAVAILABLE")
+        assert compute.methods("slow") == ["start", "start"]
+        # When the components are healthy at last / Then the next tick makes it AVAILABLE
+        compute.back.set()
+        assert tick(again, now)["started"] == [{"Name": "slow", "Action": "healed"}]
+        assert again.repository.get("slow").environment.Status == "AVAILABLE"
+        assert transitions(again, "slow")[-2:] == [("AVAILABLE", "UNAVAILABLE"), ("UNAVAILABLE", "AVAILABLE")]
+    finally:
+        again.close()

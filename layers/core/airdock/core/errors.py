@@ -72,6 +72,11 @@ def environment_not_found(name: str) -> ResourceNotFound:
     return ResourceNotFound(f"Environment named {name} does not exist.")
 
 
+class Interrupted(Exception):
+    """The compute adapter is shutting down and refused the step. Nothing failed: whoever asked
+    (a workflow, a lifecycle operation) is resumed by the next start and runs the step again."""
+
+
 class ProvisioningError(Exception):
     """A provisioning step failed for a reason the user can act on.
 

@@ -15,6 +15,15 @@ machine per operation (and deployment surface) for no branching. Durability is k
 the workflows keep it: every step is idempotent and the record says which operation is under way
 (`internal["lifecycle"]`), so `recover()` starts an interrupted one again after a restart.
 
+Recovery: when the compute that ran environments is lost (locally: the server that supervised
+their processes stopped or was killed), `recover_components` reports each environment that should
+be running UNAVAILABLE — MWAA's status for "exists but does not work", which is what it is until its
+components are back — and the "recover" operation starts them again and returns it to AVAILABLE
+once Airflow is healthy. Meanwhile CLI/web login tokens and InvokeRestApi answer MWAA's
+ValidationException (they need AVAILABLE). A recovery that fails leaves it UNAVAILABLE with the
+reason; the scheduled tick returns it to AVAILABLE as soon as its components are healthy, and
+starts the recovery again every few minutes while they are not.
+
 Statuses (see status.py): maintenance is AVAILABLE → MAINTENANCE → AVAILABLE. A paused environment
 is PENDING: MWAA has no "paused" status, and PENDING is the one MWAA status that means "exists,
 not running, nothing failed" — UNAVAILABLE would read as a fault, MAINTENANCE would block updates
@@ -29,16 +38,21 @@ from datetime import datetime
 from typing import Any, Callable, Protocol
 
 from airdock.core import catalog, schedules, status
-from airdock.core.errors import AirdockError, ValidationError
+from airdock.core.errors import AirdockError, Interrupted, ValidationError
 from airdock.core.models import Environment
 from airdock.core.ports import Clock, EnvironmentRecord, Health, SystemClock
 
 log = logging.getLogger(__name__)
 
-OPERATIONS = ("pause", "resume", "maintain")
+OPERATIONS = ("pause", "resume", "maintain", "recover")
 PAUSED_REASON = "Paused by Airdock: no Airflow component runs; metadata and DAG history are kept. Resume to continue."
+RECOVERING_REASON = "Recovering: Airdock restarted; starting the Airflow components again"
 RESUME_TIMEOUT_S = 120.0
 MAINTENANCE_HEALTH_TIMEOUT_S = 300.0
+# Recovery starts every environment of the server at once, on a machine that may be busy: be generous.
+RECOVER_HEALTH_TIMEOUT_S = 600.0
+# A failed recovery is started again by the tick after this long (unless Airflow got healthy anyway).
+RECOVER_RETRY_S = 120.0
 
 
 class LifecycleCompute(Protocol):
@@ -49,6 +63,9 @@ class LifecycleCompute(Protocol):
 
     def resume(self, env: Environment, progress: Callable[[str], None]) -> None:
         """Start the components of a paused environment again."""
+
+    def start(self, env: Environment, progress: Callable[[str], None]) -> None:
+        """Start whatever of the environment's components is not running (idempotent)."""
 
     def restart(self, env: Environment, strategy: str, progress: Callable[[str], None]) -> None:
         """Restart every component onto `env` (its AirflowVersion may be a newer patch);
@@ -103,6 +120,10 @@ class Lifecycle:
         if record is None:
             return None
         env = record.environment
+        if env.Status == status.UNAVAILABLE:
+            healing = self._heal(record, now)
+            if healing or _running(record):
+                return healing
         maintenance = record.internal.get("maintenance") or {}
         window = schedules.maintenance_due(env.WeeklyMaintenanceWindowStart or catalog.DEFAULT_WEEKLY_MAINTENANCE_WINDOW,
                                            now, env.CreatedAt, maintenance.get("last"))
@@ -144,6 +165,56 @@ class Lifecycle:
         self.service.transition(name, status.MAINTENANCE, expect=frozenset({status.AVAILABLE}), mutate=mark)
         self.service.start_lifecycle("maintain", name)
 
+    def recover_components(self) -> list[str]:
+        """The compute that ran the environments is gone (locally: a new server, whose processes
+        it must start again). Every environment that should be running turns UNAVAILABLE with a
+        "recover" operation pending, which `recover()` starts. Returns the names."""
+        marked: list[str] = []
+        for name in self._names():
+            record = self.service.repository.get(name)
+            if record is None or not _should_run(record):
+                continue
+            try:
+                self._begin_recover(name)
+            except (AirdockError, status.IllegalTransition) as exc:  # changed meanwhile: not ours
+                log.info("lifecycle: not recovering %s: %s", name, exc)
+                continue
+            marked.append(name)
+        return marked
+
+    def _begin_recover(self, name: str) -> None:
+        def mark(record: EnvironmentRecord) -> None:
+            record.internal["lifecycle"] = {"operation": "recover", "state": "running", "started": self._now()}
+            record.environment.StatusReason = RECOVERING_REASON
+
+        self.service.transition(name, status.UNAVAILABLE, expect=frozenset({status.AVAILABLE, status.UNAVAILABLE}),
+                                mutate=mark)
+
+    def _heal(self, record: EnvironmentRecord, now: datetime) -> str | None:
+        """An UNAVAILABLE environment left so by a lifecycle operation (not by a failed delete)
+        is AVAILABLE again once Airflow is healthy; a failed recovery is retried now and then."""
+        last = record.internal.get("lifecycle") or {}
+        if last.get("state") != "failed":
+            return None  # a running operation decides itself; other causes are not ours to undo
+        if self._healthy(record.environment):
+            def healed(r: EnvironmentRecord) -> None:
+                r.internal["lifecycle"].update(state="done", finished=self._now(), healed=True)
+
+            self.service.transition(record.name, status.AVAILABLE, expect=frozenset({status.UNAVAILABLE}), mutate=healed)
+            return "healed"
+        if last.get("operation") == "recover" and now.timestamp() - float(last.get("finished") or 0) >= RECOVER_RETRY_S:
+            self._begin_recover(record.name)
+            self.service.start_lifecycle("recover", record.name)
+            return "recover"
+        return None
+
+    def _healthy(self, env: Environment) -> bool:
+        try:
+            return self.compute.health(env).healthy
+        except Exception as exc:  # a component gave up (FATAL): not healthy, and the tick goes on
+            log.info("lifecycle: %s is not healthy: %s", env.Name, exc)
+            return False
+
     def recover(self) -> list[str]:
         """Start again the operations a stopped or crashed server left half done."""
         resumed: list[str] = []
@@ -158,7 +229,7 @@ class Lifecycle:
     # ------------------------------------------------------------------ doing
 
     def run(self, operation: str, name: str) -> None:
-        steps = {"pause": self._pause, "resume": self._resume, "maintain": self._maintain}
+        steps = {"pause": self._pause, "resume": self._resume, "maintain": self._maintain, "recover": self._recover}
         if operation not in steps:
             raise ValueError(f"unknown lifecycle operation {operation!r}")
         record = self.service.repository.get(name)
@@ -166,6 +237,8 @@ class Lifecycle:
             return  # finished already, superseded, or the environment is gone: a re-run is a no-op
         try:
             steps[operation](record)
+        except Interrupted:
+            log.info("lifecycle %s of %s interrupted by a shutdown; the next start resumes it", operation, name)
         except Exception as exc:
             log.exception("lifecycle %s of %s failed", operation, name)
             self._fail(name, operation, exc)
@@ -193,6 +266,21 @@ class Lifecycle:
         self.compute.restart(env, "GRACEFUL", progress)
         self._wait_healthy(env, MAINTENANCE_HEALTH_TIMEOUT_S, progress)
         self._finish(env.Name, status.MAINTENANCE, env)
+
+    def _recover(self, record: EnvironmentRecord) -> None:
+        env = record.environment
+        progress = self._progress(env.Name, "Recovering")
+        self.compute.start(env, progress)
+        self._wait_healthy(env, RECOVER_HEALTH_TIMEOUT_S, progress)
+        if self.service.record(env.Name).environment.Status != status.UNAVAILABLE:
+            # An update, delete or pause took the environment over meanwhile: it decides now.
+            def done(r: EnvironmentRecord) -> None:
+                if (r.internal.get("lifecycle") or {}).get("operation") == "recover":
+                    r.internal["lifecycle"].update(state="done", finished=self._now())
+
+            self.service.update_internal(env.Name, done)
+            return
+        self._finish(env.Name, status.UNAVAILABLE, env)
 
     def _finish(self, name: str, current: str, env: Environment) -> None:
         hostname = self.compute.webserver_hostname(env)
@@ -247,6 +335,13 @@ class Lifecycle:
 
     def _now(self) -> float:
         return self.service.clock.now().timestamp()
+
+
+def _should_run(record: EnvironmentRecord) -> bool:
+    """AVAILABLE, or UNAVAILABLE because an earlier recovery of it failed or was cut off."""
+    env = record.environment
+    last = record.internal.get("lifecycle") or {}
+    return env.Status == status.AVAILABLE or (env.Status == status.UNAVAILABLE and last.get("operation") == "recover")
 
 
 def _running(record: EnvironmentRecord) -> bool:

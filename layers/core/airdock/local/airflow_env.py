@@ -45,7 +45,7 @@ from airdock.core.tokens import new_key as new_token_key
 from . import used_tokens as used_tokens_module
 from .airflow_auth import basic_auth_header, mint_airflow_jwt
 from .runtime import DEFAULT_AIRFLOW_VERSION, Runtime
-from .supervisor import ComponentSpec, ComponentState, Supervisor, reap_orphans
+from .supervisor import ComponentSpec, ComponentState, Supervisor, dies_with_caller, reap_orphans
 
 # Inherited variables that would leak Airdock's own Python or another environment's settings
 # into Airflow's processes.
@@ -65,6 +65,10 @@ PLATFORM_OPTIONS = {
 
 
 WEB_FRONT = "web-front"
+
+# Bounds on how long a task whose worker died stays "running" (see airflow_config).
+TASK_HEARTBEAT_TIMEOUT_S = 60
+ORPHANED_TASKS_CHECK_S = 30
 
 
 class AirflowEnvError(Exception):
@@ -304,6 +308,14 @@ class LocalAirflowEnvironment:
         put("celery", broker_url=self.spec.broker_url or self._db_url("sqla+postgresql+psycopg2", "celery"),
             result_backend=self.spec.result_backend or self._db_url("db+postgresql+psycopg2", "celery"))
         default("celery", worker_concurrency=self.spec.tasks_per_worker)
+        # Celery: kombu's SQLAlchemy transport hides a message once a worker takes it and never
+        # shows it again (it has no visibility timeout), so a SIGKILLed worker's task is not
+        # redelivered (acks_late cannot help) nor run twice: Airflow's heartbeat timeout below
+        # fails it and queues the retry as a new message.
+        # A scheduler only fails heartbeat-less tasks it queued itself; those of a scheduler that
+        # died (SIGKILL, a restart of the environment) wait until another one adopts them, which
+        # it checks every 300 s by default. Locally schedulers restart often: check every 30 s.
+        default("scheduler", orphaned_tasks_check_interval=ORPHANED_TASKS_CHECK_S)
         # Not [celery_broker_transport_options]: kombu's SQLAlchemy transport hands every
         # transport option to create_engine(), which rejects unknown ones (e.g. polling_interval).
         if self.airflow3:
@@ -314,6 +326,10 @@ class LocalAirflowEnvironment:
             default("api", workers=1)
             put("api_auth", jwt_secret=s["jwt_secret"])
             default("dag_processor", refresh_interval=self.spec.dag_dir_scan_interval_s)
+            # A task whose worker died (SIGKILL, OOM) stops heartbeating; Airflow fails it (and
+            # retries it) only after this timeout, 300 s by default. Heartbeats come every 5 s
+            # ([workers] min_heartbeat_interval), so a minute is still 12 missed beats.
+            default("scheduler", task_instance_heartbeat_timeout=TASK_HEARTBEAT_TIMEOUT_S)
         else:
             put("webserver", web_server_host="127.0.0.1", web_server_port=p.web,
                 secret_key=s["secret_key"])
@@ -323,7 +339,8 @@ class LocalAirflowEnvironment:
                                          "airflow.api.auth.backend.session")
             # Airflow 3 always runs the DAG processor apart; do the same on 2 for one layout.
             put("scheduler", standalone_dag_processor="True")
-            default("scheduler", dag_dir_list_interval=self.spec.dag_dir_scan_interval_s)
+            default("scheduler", dag_dir_list_interval=self.spec.dag_dir_scan_interval_s,
+                    scheduler_zombie_task_threshold=TASK_HEARTBEAT_TIMEOUT_S)
         return cfg
 
     def write_config(self) -> Path:
@@ -420,9 +437,9 @@ class LocalAirflowEnvironment:
             pwf.write(self.secrets["db_password"] + "\n")
         try:
             out = subprocess.run(
-                self._pg_wrap([str(bindir / "initdb"), "-D", str(tmp), "-U", "airflow", "-E", "UTF8",
-                               "--auth-local=trust", "--auth-host=scram-sha-256",
-                               f"--pwfile={pwf.name}", "--no-sync", "--no-instructions"]),
+                dies_with_caller(self._pg_wrap([
+                    str(bindir / "initdb"), "-D", str(tmp), "-U", "airflow", "-E", "UTF8", "--auth-local=trust",
+                    "--auth-host=scram-sha-256", f"--pwfile={pwf.name}", "--no-sync", "--no-instructions"])),
                 capture_output=True, text=True, env={**self.base_env(), "LC_ALL": "C"},
             )
         finally:
@@ -450,8 +467,9 @@ class LocalAirflowEnvironment:
     def _psql(self, sql: str, database: str = "postgres") -> str:
         env = {**self.base_env(), "PGPASSWORD": self.secrets["db_password"]}
         out = subprocess.run(
-            [str(self.runtime.postgres_bin_dir / "psql"), "-h", "127.0.0.1", "-p", str(self.ports.postgres),
-             "-U", "airflow", "-d", database, "-v", "ON_ERROR_STOP=1", "-tAc", sql],
+            dies_with_caller([str(self.runtime.postgres_bin_dir / "psql"), "-h", "127.0.0.1", "-p",
+                              str(self.ports.postgres), "-U", "airflow", "-d", database, "-v", "ON_ERROR_STOP=1",
+                              "-tAc", sql]),
             capture_output=True, text=True, env=env,
         )
         if out.returncode != 0:
@@ -485,7 +503,7 @@ class LocalAirflowEnvironment:
     def _run_airflow(self, args: list[str], log_name: str, timeout_s: float = 600) -> str:
         logf = self.env_dir / "logs" / f"{log_name}.log"
         logf.parent.mkdir(parents=True, exist_ok=True)
-        out = subprocess.run([str(self.runtime.airflow), *args], env=self.base_env(),
+        out = subprocess.run(dies_with_caller([str(self.runtime.airflow), *args]), env=self.base_env(),
                              capture_output=True, text=True, timeout=timeout_s, cwd=self.env_dir)
         with open(logf, "a") as fh:
             fh.write(f"=== airflow {' '.join(args[:2])} exit {out.returncode}\n{out.stdout}{out.stderr}")
@@ -501,7 +519,7 @@ class LocalAirflowEnvironment:
         if not self.airflow3:
             env["AIRDOCK_ADMIN_PASSWORD"] = self.secrets["admin_password"]
         logf = self.env_dir / "logs" / "db-migrate.log"
-        out = subprocess.run([str(self.runtime.python), str(entrypoint_path()), "--migrate"], env=env,
+        out = subprocess.run(dies_with_caller([str(self.runtime.python), str(entrypoint_path()), "--migrate"]), env=env,
                              capture_output=True, text=True, timeout=900, cwd=self.env_dir)
         with open(logf, "a") as fh:
             fh.write(f"=== entrypoint --migrate exit {out.returncode}\n{out.stdout}{out.stderr}")
@@ -514,7 +532,7 @@ class LocalAirflowEnvironment:
         env.pop("AIRDOCK_DAGS_SYNC_INTERVAL", None)
         if self.spec.plugins_zip:
             env["AIRDOCK_PLUGINS_ZIP"] = self.spec.plugins_zip
-        out = subprocess.run([str(self.runtime.python), str(entrypoint_path()), "--prepare"],
+        out = subprocess.run(dies_with_caller([str(self.runtime.python), str(entrypoint_path()), "--prepare"]),
                              env=env, capture_output=True, text=True, timeout=600)
         with open(self.env_dir / "logs" / "prepare.log", "a") as fh:
             fh.write(out.stdout + out.stderr)
@@ -740,7 +758,7 @@ class LocalAirflowEnvironment:
                 env["AIRDOCK_PLUGINS_ZIP"] = plugins_zip
             if self.spec.s3_endpoint_url:
                 env["AIRDOCK_S3_ENDPOINT_URL"] = self.spec.s3_endpoint_url
-            out = subprocess.run([str(self.runtime.python), str(entrypoint_path()), "--check"],
+            out = subprocess.run(dies_with_caller([str(self.runtime.python), str(entrypoint_path()), "--check"]),
                                  env=env, capture_output=True, text=True, timeout=timeout_s)
         try:
             report: dict[str, Any] = json.loads(out.stdout[out.stdout.index("{"):])
@@ -760,6 +778,13 @@ class LocalAirflowEnvironment:
         """
         with self._lock:
             self.supervisor.stop_all(grace_s, last=(self.web_component, "postgres"))
+        reap_orphans(self.env_dir, grace_s=5)
+
+    def close(self, grace_s: float = 30.0) -> None:
+        """Stop for good, as `stop` does, while refusing any start from now on: for the server's
+        shutdown, when a recovery or workflow thread may be starting components at this moment.
+        Not under self._lock, which such a start holds: its next component start fails instead."""
+        self.supervisor.close(grace_s, last=(self.web_component, "postgres"))
         reap_orphans(self.env_dir, grace_s=5)
 
     def restart(self, *, runtime: Runtime | None = None, spec: AirflowEnvSpec | None = None,

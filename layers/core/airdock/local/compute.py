@@ -2,25 +2,23 @@
 under `<data-dir>/envs/<Name>/` (see airflow_env.py), its runtime a cached virtualenv."""
 from __future__ import annotations
 
-import logging
+import functools
 import os
 import shutil
 import threading
 import zipfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
-from airdock.core import catalog, status
-from airdock.core.errors import ProvisioningError
+from airdock.core import catalog
+from airdock.core.errors import Interrupted, ProvisioningError
 from airdock.core.logs import module_levels
 from airdock.core.models import Environment
-from airdock.core.ports import EnvironmentRepository, Health, all_records
+from airdock.core.ports import Health
 from airdock.local.airflow_env import AirflowEnvError, AirflowEnvSpec, LocalAirflowEnvironment
 from airdock.local.buckets import LocalBuckets
 from airdock.local.runtime import RuntimeBuildError, RuntimeCache
-from airdock.local.supervisor import reap_orphans
-
-log = logging.getLogger(__name__)
+from airdock.local.supervisor import SupervisorClosed, reap_orphans
 
 Progress = Callable[[str], None]
 
@@ -45,6 +43,21 @@ def unsafe_zip_entries(zip_path: Path) -> list[str]:
     return bad
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _interruptible(method: F) -> F:
+    """A step cut off by the server's shutdown is Interrupted (resumed by the next start), not failed."""
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except SupervisorClosed as exc:
+            raise Interrupted(str(exc)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
 def runtime_cache_dir() -> Path:
     return Path(os.environ.get("AIRDOCK_RUNTIME_CACHE", Path.home() / ".cache" / "airdock" / "runtimes"))
 
@@ -57,6 +70,7 @@ class LocalCompute:
         self._envs: dict[str, LocalAirflowEnvironment] = {}
         self._paused: set[str] = set()  # stopped by pause(); started again by start/replace/restart
         self._lock = threading.RLock()
+        self._closed = False  # close() began: no environment starts any more
 
     # ------------------------------------------------------------------ translation
 
@@ -122,6 +136,7 @@ class LocalCompute:
 
     def _current(self, env: Environment, progress: Progress) -> LocalAirflowEnvironment:
         with self._lock:
+            self._refuse_if_closed(env.Name)
             current = self._envs.get(env.Name)
             if current is None:
                 current = self._envs[env.Name] = self._environment(env, progress)
@@ -143,6 +158,7 @@ class LocalCompute:
             if killed:
                 progress(f"stopped {len(killed)} process(es) left by an interrupted run")
 
+    @_interruptible
     def build_runtime(self, env: Environment, progress: Progress) -> None:
         airflow = self._current(env, progress)
         try:
@@ -150,6 +166,7 @@ class LocalCompute:
         except AirflowEnvError as exc:
             raise ProvisioningError("METADATA_DATABASE_FAILED", str(exc)) from None
 
+    @_interruptible
     def start(self, env: Environment, progress: Progress) -> None:
         try:
             self._current(env, progress).start(progress)
@@ -190,6 +207,7 @@ class LocalCompute:
         if report.get("import_errors"):
             progress(f"pre-flight: DAG import errors (the update proceeds): {report['import_errors']}")
 
+    @_interruptible
     def replace(self, env: Environment, strategy: str, progress: Progress) -> None:
         candidate = self._environment(env, progress)
         with self._lock:
@@ -211,6 +229,7 @@ class LocalCompute:
             progress(f"stopping components ({strategy.lower()})")
             current.stop(grace_s=grace)
         with self._lock:
+            self._refuse_if_closed(name)
             self._envs[name] = candidate
             self._paused.discard(name)
         try:
@@ -223,6 +242,7 @@ class LocalCompute:
         except AirflowEnvError as exc:
             raise ProvisioningError("COMPONENT_START_FAILED", str(exc)) from None
 
+    @_interruptible
     def restart(self, env: Environment, strategy: str, progress: Progress) -> None:
         """Maintenance: restart every component onto `env` even when nothing changed (a new
         patch release, or the same one: the restart itself is the maintenance)."""
@@ -242,6 +262,7 @@ class LocalCompute:
         # Also after a restart of Airdock (nothing managed yet): whatever is left must go.
         reap_orphans(self.envs_dir / env.Name)
 
+    @_interruptible
     def resume(self, env: Environment, progress: Progress) -> None:
         self.start(env, progress)
         with self._lock:
@@ -282,29 +303,31 @@ class LocalCompute:
         with self._lock:
             return self._envs.get(name)
 
-    def recover(self, repository: EnvironmentRepository) -> None:
-        """After a restart (clean or a crash): environments that should be running are started
-        again in the background; workflows in flight restart their own environments."""
-        for record in all_records(repository):
-            if record.environment.Status == status.AVAILABLE:
-                threading.Thread(target=self._restart, args=(record.environment,), daemon=True,
-                                 name=f"recover-{record.name}").start()
-
-    def _restart(self, env: Environment) -> None:
-        try:
-            self.start(env, lambda message: log.info("[%s] %s", env.Name, message))
-        except Exception:
-            log.exception("restarting environment %s failed", env.Name)
+    def _refuse_if_closed(self, name: str) -> None:
+        if self._closed:
+            raise Interrupted(f"not starting {name}: Airdock is shutting down")
 
     def close(self) -> None:
+        """Stop every environment's processes for the server's shutdown. Starts still under way
+        on other threads (a recovery, a workflow step) are refused from now on, so nothing this
+        server started outlives it; the next server starts the environments again."""
         with self._lock:
+            self._closed = True
             envs = list(self._envs.values())
             self._envs.clear()
-        threads = [threading.Thread(target=e.stop, kwargs={"grace_s": FORCED_TIMEOUT_S}) for e in envs]
+        threads = [threading.Thread(target=e.close, kwargs={"grace_s": FORCED_TIMEOUT_S}) for e in envs]
+        # And whatever a previous, killed server left running that this one had not taken over
+        # yet (a recovery still reaping it, an environment nobody restarts).
+        managed = {e.env_dir for e in envs}
+        threads += [threading.Thread(target=reap_orphans, args=(d,), kwargs={"grace_s": 5.0})
+                    for d in self._env_dirs() if d.resolve() not in managed]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
+
+    def _env_dirs(self) -> list[Path]:
+        return [d for d in self.envs_dir.iterdir() if d.is_dir()] if self.envs_dir.is_dir() else []
 
     def worker_pool(self) -> Any:
         """The Celery workers of the environments run here, as the autoscaler's WorkerPool port

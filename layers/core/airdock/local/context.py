@@ -97,7 +97,12 @@ class LocalContext:
         a crash."""
         if not self.provision:
             return
-        self.compute.recover(self.repository)
+        # Before the first request is served: the environments this server must start again are
+        # UNAVAILABLE from the start, never AVAILABLE while nothing of them runs yet. The lifecycle
+        # loop's recover() then starts their "recover" operations.
+        recovering = self.lifecycle.recover_components()
+        if recovering:
+            log.info("restarting the components of %d environment(s): %s", len(recovering), recovering)
         resumed = self.engine.resume_unfinished()
         if resumed:
             log.info("resumed %d interrupted workflow(s)", len(resumed))
@@ -108,6 +113,8 @@ class LocalContext:
         """Stop background work and every environment's processes; unfinished workflows are
         resumed, and AVAILABLE environments restarted, by the next start."""
         self._stop_lifecycle()
+        for loop in getattr(self, "_loops", []):  # the autoscaler would start workers again
+            loop.stop()
         if self._engine is not None:
             self._engine.close()
         if self._compute is not None:

@@ -9,12 +9,18 @@ Design points:
   that no process outlives a deleted environment.
 - A crashed component is restarted with exponential backoff; more than `max_restarts` crashes in
   a minute marks it FATAL (visible in `status()`) instead of spinning forever.
+- Components outlive their controller on purpose (a SIGKILLed server's environments keep running
+  until the next server reaps and restarts them), but once `close()` began nothing starts any
+  more: a start racing a shutdown would leave processes nobody stops.
+- One-shot helpers (CLI calls, builds) are different: they belong to the thread waiting for them,
+  so `dies_with_caller` has the kernel kill them when the controller dies.
 """
 from __future__ import annotations
 
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -28,6 +34,18 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 TAG_VAR = "AIRDOCK_SUPERVISOR_TAG"
+
+
+class SupervisorClosed(RuntimeError):
+    """A start was asked of a supervisor that is closing."""
+
+
+def dies_with_caller(argv: Sequence[str]) -> list[str]:
+    """`argv` run so that the kernel SIGKILLs it if the thread that started it dies (a SIGKILLed
+    server included): util-linux's setpriv sets the parent-death signal, which survives its exec.
+    A preexec_fn could do the same without the extra exec, but is unsafe in a threaded process."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL", "--", *argv] if setpriv else list(argv)
 
 
 class ComponentState(str, Enum):
@@ -203,14 +221,17 @@ def reap_orphans(env_dir: Path, grace_s: float = 10.0) -> list[int]:
     env_dir = Path(env_dir)
     pids_dir = env_dir / "pids"
     victims: set[int] = set()
+    # Pid files go only once their processes are gone: a reaper cut off half-way (the server
+    # stopping while a recovery reaps) must leave the next one something to find.
+    read: dict[Path, str] = {}
     if pids_dir.is_dir():
         for pidfile in pids_dir.glob("*.pid"):
             try:
-                info = json.loads(pidfile.read_text())
+                read[pidfile] = pidfile.read_text()
+                info = json.loads(read[pidfile])
                 victims.update(session_members(int(info["pid"]), info.get("start_time")))
             except (OSError, ValueError, KeyError):
                 pass
-            pidfile.unlink(missing_ok=True)
     victims.update(tagged_pids(_tag_for(env_dir)))
     victims.discard(os.getpid())
     pids = sorted(victims)
@@ -221,6 +242,12 @@ def reap_orphans(env_dir: Path, grace_s: float = 10.0) -> list[int]:
     # Late forks (a process spawning while we killed) carry the tag and our sessions' ids.
     late = [p for p in tagged_pids(_tag_for(env_dir)) if p not in victims]
     _signal_all(late, signal.SIGKILL)
+    for pidfile, text in read.items():
+        try:
+            if pidfile.read_text() == text:  # not rewritten meanwhile by a new start
+                pidfile.unlink()
+        except OSError:
+            pass
     return sorted(victims.union(late))
 
 
@@ -236,6 +263,7 @@ class Supervisor:
         self._lock = threading.RLock()
         self._poll_interval_s = poll_interval_s
         self._closed = threading.Event()
+        self._closing = False
         self._monitor = threading.Thread(target=self._run_monitor, name=f"supervisor:{self.env_dir.name}",
                                          daemon=True)
         self._monitor.start()
@@ -244,6 +272,8 @@ class Supervisor:
 
     def start(self, spec: ComponentSpec) -> ComponentStatus:
         with self._lock:
+            if self._closing:
+                raise SupervisorClosed(f"not starting {spec.name}: the supervisor of {self.env_dir} is closing")
             comp = self._components.get(spec.name)
             if comp is not None and comp.state in (ComponentState.RUNNING, ComponentState.STOPPING,
                                                    ComponentState.BACKOFF):
@@ -323,9 +353,11 @@ class Supervisor:
     def log_path(self, name: str) -> Path:
         return self.logs_dir / f"{name}.log"
 
-    def close(self, grace_s: float = 30.0) -> None:
-        """Stop every component and the monitor thread."""
-        self.stop_all(grace_s)
+    def close(self, grace_s: float = 30.0, last: Sequence[str] = ()) -> None:
+        """Refuse starts from now on, stop every component (`last` as in stop_all) and the monitor."""
+        with self._lock:
+            self._closing = True
+        self.stop_all(grace_s, last)
         self._closed.set()
         self._monitor.join(timeout=5)
 
@@ -426,6 +458,6 @@ class Supervisor:
                     if code is not None:
                         self._on_exit(comp, code)
                 elif (comp.state == ComponentState.BACKOFF and comp.next_start_at is not None
-                      and time.monotonic() >= comp.next_start_at):
+                      and time.monotonic() >= comp.next_start_at and not self._closing):
                     comp.restarts += 1
                     self._spawn(comp)
