@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from airdock.aws import naming
+from airdock.aws import naming, worker_drain
 from airdock.aws.factory import build_autoscaler_adapters, publish_task_metrics
 from airdock.aws.worker_pool import DRAINING_TAG, RELEASED_TAG, TASK_COUNTS_SQL, UPCOMING_RUNS_SQL
 from airdock.core import autoscaling
@@ -43,7 +43,8 @@ class Clock:
 
 class Database:
     """What the environment's metadata database answers to TASK_COUNTS_SQL and UPCOMING_RUNS_SQL
-    (the SQL itself runs against a real Airflow schema in tests/e2e/test_worker_autoscaling.py)."""
+    (the SQL itself runs against a real Airflow schema in tests/e2e/test_worker_autoscaling.py),
+    and the workers' drain markers (worker_drain.py) it keeps."""
 
     def __init__(self, stack: Stack) -> None:
         self.queued = 0
@@ -51,6 +52,7 @@ class Database:
         # dag_id -> (next_dagrun_create_after epoch, max_active_tasks, task count) of unpaused DAGs
         self.schedules: dict[str, tuple[float, int, int]] = {}
         self.statements: list[dict[str, Any]] = []
+        self.drain_markers: dict[str, float] = {}  # task ARN -> since
         stack.client("rds-data").meta.events.register("before-call.rds-data.ExecuteStatement", self._answer)
 
     def _answer(self, params: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:
@@ -61,6 +63,15 @@ class Database:
             records = [[{"stringValue": dag}, {"doubleValue": due}, {"longValue": limit}, {"longValue": count}]
                        for dag, (due, limit, count) in self.schedules.items() if due <= until]
             return self._ok(records)
+        values = {p["name"]: next(iter(p["value"].values())) for p in body.get("parameters", [])}
+        if body["sql"] == worker_drain.MARK_SQL:
+            self.drain_markers.setdefault(values["task_arn"], values["since"])
+            return self._ok([])
+        if body["sql"] == worker_drain.CLEAR_SQL:
+            self.drain_markers.pop(values["task_arn"], None)
+            return self._ok([])
+        if body["sql"] == worker_drain.CREATE_SQL:
+            return self._ok([])
         assert body["sql"] == TASK_COUNTS_SQL
         records = [[{"stringValue": "queued"}, {"stringValue": ""}, {"longValue": self.queued}]] if self.queued else []
         records += [[{"stringValue": "running"}, {"stringValue": h}, {"longValue": n}] for h, n in self.running.items()]

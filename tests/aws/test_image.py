@@ -14,7 +14,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = ROOT / "images" / "airflow"
 RUNTIME_DIR = "/opt/airdock"
-INSTALLED = {"boto3", "botocore", "airflow", "airdock"}  # pip-installed in the image, or the fallback import
+# pip-installed in the image (psycopg2: Airflow's PostgreSQL driver), or the fallback import.
+INSTALLED = {"boto3", "botocore", "airflow", "airdock", "psycopg2"}
 
 
 def copies() -> dict[str, str]:
@@ -60,7 +61,8 @@ def test_every_local_module_of_the_entrypoint_and_web_front_is_copied_beside_the
             source = ROOT / copied[dest]
             assert source.is_file(), f"{copied[dest]} (copied to {dest}) does not exist"
             pending.append(source)
-    assert {"web_front", "airdock_tokens"} <= checked
+    assert {"web_front", "airdock_tokens", "airdock_worker_drain"} <= checked
+    assert copied[f"{RUNTIME_DIR}/airdock_worker_drain.py"] == "layers/core/airdock/aws/worker_drain.py"
     assert copied[f"{RUNTIME_DIR}/airdock_tokens.py"] == "layers/core/airdock/core/tokens.py"
 
 

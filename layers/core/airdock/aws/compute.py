@@ -59,6 +59,9 @@ CONTAINER = "airflow"
 # Worker tasks protected from scale-in for this long per renewal (ECS allows up to 48 h).
 PROTECTION_MINUTES = 60
 # Busy workers during a GRACEFUL maintenance restart: as long as the autoscaler's maximum drain.
+# How often a worker's entrypoint looks for its drain marker (worker_drain.py): a drained worker
+# stops taking tasks at most this long after the autoscaler decided so.
+DRAIN_POLL_S = 15
 RESTART_PROTECTION_MINUTES = 12 * 60
 # entrypoint.py's component names.
 ENTRYPOINT_COMPONENT = {"scheduler": "scheduler", "dag-processor": "dag-processor", "triggerer": "triggerer",
@@ -346,6 +349,8 @@ class EcsCompute:
                 variables[var] = version
         if queue is not None:
             variables.update(SqsBroker.celery_environment(queue, self.config.region))
+        if component == "worker":
+            variables["AIRDOCK_DRAIN_POLL_S"] = str(DRAIN_POLL_S)
         if component == WEB_FRONT:
             # images/airflow/web_front.py's variables; its keys come as secrets (_secrets).
             variables.update({

@@ -169,7 +169,8 @@ def build_compute(settings: Settings) -> "EcsCompute":
 def worker_pool_from_environ(settings: Settings, environ: dict[str, str] | None = None,
                              clients: dict[str, Any] | None = None) -> "EcsWorkerPool":
     """The ECS worker pool from the autoscaler's (or lifecycle's) variables: AIRDOCK_ECS_CLUSTER
-    and AIRDOCK_DB_CLUSTER_ARN (task counts through the RDS Data API)."""
+    and AIRDOCK_DB_CLUSTER_ARN (task counts and drain markers through the RDS Data API)."""
+    from airdock.aws.worker_drain import DrainMarkers
     from airdock.aws.worker_pool import EcsWorkerPool, MetadataTaskCounts
 
     env = environ if environ is not None else dict(os.environ)
@@ -184,7 +185,7 @@ def worker_pool_from_environ(settings: Settings, environ: dict[str, str] | None 
 
     counts = MetadataTaskCounts(_required("AIRDOCK_DB_CLUSTER_ARN", env), client("rds-data"), client("secretsmanager"))
     return EcsWorkerPool(client("ecs"), _required("AIRDOCK_ECS_CLUSTER", env), task_counts=counts, sqs=client("sqs"),
-                         upcoming=counts.upcoming_runs)
+                         upcoming=counts.upcoming_runs, markers=DrainMarkers(counts.execute))
 
 
 def build_autoscaler_adapters(settings: Settings, environ: dict[str, str] | None = None,

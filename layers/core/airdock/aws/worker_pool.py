@@ -21,13 +21,12 @@ Actions:
 - scale out = raise the worker service's desired count (ECS starts the tasks);
 - protect = ECS task scale-in protection (`UpdateTaskProtection`, 48 h, the longest ECS allows,
   which covers the autoscaler's maximum drain time of 12 h);
-- drain = tag the task as draining; it no longer counts as capacity. Stopping the Celery
-  consumer from the outside is NOT possible with this stack: Celery remote control
-  (`cancel_consumer`) needs a broker with fanout, which kombu's SQS transport lacks, and ECS
-  Exec is not enabled on the tasks. A draining worker therefore finishes its tasks but may still
-  take new ones until it is released (see README "Deploy to AWS" / the report for the planned
-  in-container drain hook). Nothing is ever killed for it: it stays protected while busy;
-- resume = remove the tag (the worker never stopped consuming, so taking it back is immediate);
+- drain = a drain marker for the task in the environment's metadata database (`worker_drain.py`:
+  Celery remote control needs a broadcast exchange, which kombu's SQS transport lacks, so the
+  worker's own entrypoint polls the marker and warm-shuts its Celery worker down — it stops taking
+  messages, finishes its running tasks and stays up, drained), then the tag; it no longer counts
+  as capacity. Nothing is ever killed for it: it stays protected while busy;
+- resume = remove the marker (the entrypoint starts Celery again), then the tag;
 - release = mark it released, protect every other busy worker that is not protected yet (a short
   guard), lower the desired count by one and stop this idle task at once, so the ECS service
   scheduler has no other task to pick: it only ever picks unprotected tasks, and the only
@@ -42,6 +41,7 @@ from typing import Any, Callable
 from botocore.exceptions import ClientError
 
 from airdock.aws import naming
+from airdock.aws.worker_drain import DrainMarkers
 from airdock.core.ports import UpcomingRun, WorkerInfo
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ class MetadataTaskCounts:
         self.sm = secretsmanager
         self._secrets: dict[str, str] = {}
 
-    def _execute(self, environment: str, sql: str, **parameters: float) -> dict[str, Any]:
+    def execute(self, environment: str, sql: str, **parameters: float | str) -> dict[str, Any]:
         secret = self._secrets.get(environment)
         if secret is None:
             secret = str(self.sm.describe_secret(SecretId=naming.secret_name(environment, "database"))["ARN"])
@@ -89,18 +89,19 @@ class MetadataTaskCounts:
         request: dict[str, Any] = {"resourceArn": self.cluster_arn, "secretArn": secret,
                                    "database": naming.pg_identifier(environment, "db"), "sql": sql}
         if parameters:
-            request["parameters"] = [{"name": k, "value": {"doubleValue": float(v)}} for k, v in parameters.items()]
+            request["parameters"] = [{"name": k, "value": {"stringValue": v} if isinstance(v, str)
+                                      else {"doubleValue": float(v)}} for k, v in parameters.items()]
         return self.rds_data.execute_statement(**request)
 
     def upcoming_runs(self, environment: str, until: float) -> list[UpcomingRun]:
-        result = self._execute(environment, UPCOMING_RUNS_SQL, until=until)
+        result = self.execute(environment, UPCOMING_RUNS_SQL, until=until)
         return [UpcomingRun.of(r[0].get("stringValue", ""), float(r[1].get("doubleValue", 0.0)),
                                int(r[3].get("longValue", 0)), int(r[2].get("longValue", 0)))
                 for r in result.get("records", [])]
 
     def __call__(self, environment: str) -> tuple[int, dict[str, int]]:
         """(queued, {hostname: running})."""
-        result = self._execute(environment, TASK_COUNTS_SQL)
+        result = self.execute(environment, TASK_COUNTS_SQL)
         queued = 0
         running: dict[str, int] = {}
         for record in result.get("records", []):
@@ -144,11 +145,14 @@ def busy_of(task: dict[str, Any], running_by_host: dict[str, int]) -> int:
 class EcsWorkerPool:
     def __init__(self, ecs: Any, cluster: str, *, task_counts: TaskCounts, sqs: Any | None = None,
                  upcoming: Callable[[str, float], list[UpcomingRun]] | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 markers: DrainMarkers | None = None, clock: Callable[[], float] = time.time) -> None:
+        """`markers`: how a worker is told to stop consuming; without them a draining worker
+        finishes its tasks but may take new ones until it is released."""
         self.ecs = ecs
         self.cluster = cluster
         self.task_counts = task_counts
         self.upcoming = upcoming
+        self.markers = markers
         self.sqs = sqs
         self.clock = clock
 
@@ -293,10 +297,17 @@ class EcsWorkerPool:
         described = self.ecs.describe_tasks(cluster=self.cluster, tasks=[worker_id], include=["TAGS"])["tasks"]
         if not described or DRAINING_TAG in {t["key"] for t in described[0].get("tags", [])}:
             return  # gone, or already draining (keep the first timestamp)
-        self._tag(worker_id, DRAINING_TAG, f"{self.clock():.0f}")
+        now = self.clock()
+        if self.markers is not None:
+            # Before the tag: if this fails, the worker is not draining yet and the next tick
+            # decides again (the marker is idempotent).
+            self.markers.mark(environment, worker_id, now)
+        self._tag(worker_id, DRAINING_TAG, f"{now:.0f}")
         log.info("[%s] draining %s", environment, worker_id)
 
     def resume(self, environment: str, worker_id: str) -> bool:
+        if self.markers is not None:
+            self.markers.clear(environment, worker_id)
         try:
             self.ecs.untag_resource(resourceArn=worker_id, tagKeys=[DRAINING_TAG])
         except ClientError as exc:
