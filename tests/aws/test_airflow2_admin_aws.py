@@ -52,6 +52,18 @@ def test_given_airflow2_the_admin_password_goes_to_the_migrate_task_and_the_web_
     assert migrate["command"] == ["--migrate"]
 
 
+def _variables(stack: Stack, service: dict[str, Any]) -> dict[str, str]:
+    return {v["name"]: v["value"] for v in _container(stack, service)["environment"]}
+
+
+def test_given_airflow2_the_webservers_rest_api_takes_basic_auth(stack: Stack) -> None:
+    # InvokeRestApi and the web front's sign-in call it as FAB users; Airflow 2's own default
+    # would only take the UI's session.
+    _up(stack, environment(stack, AirflowVersion="2.11.0"))
+    backends = _variables(stack, _services(stack, "analytics")["webserver"])["AIRFLOW__API__AUTH_BACKENDS"].split(",")
+    assert backends == ["airflow.api.auth.backend.basic_auth", "airflow.api.auth.backend.session"]
+
+
 def test_given_airflow3_no_task_gets_an_admin_password(stack: Stack) -> None:
     _up(stack, environment(stack))
     for service in _services(stack, "analytics").values():

@@ -366,6 +366,8 @@ class EcsCompute:
         # path routing); the web front and the entrypoint get that path as AIRDOCK_WEB_BASE_PATH.
         base_url = self.web.base_url(env)
         variables["AIRFLOW__API__BASE_URL" if airflow_major(env) >= 3 else "AIRFLOW__WEBSERVER__BASE_URL"] = base_url
+        if airflow_major(env) < 3:
+            variables["AIRFLOW__API__AUTH_BACKENDS"] = catalog.AIRFLOW2_API_AUTH_BACKENDS
         variables["AIRDOCK_WEB_BASE_PATH"] = self.web.base_path(env)
         modules = enabled_modules(env)
         level = modules.get(COMPONENT_MODULE[component])

@@ -37,6 +37,10 @@ DEFAULT_ENVIRONMENT_CLASS = "mw1.small"
 AIRFLOW_VERSIONS: tuple[str, ...] = ("2.11.0", "3.3.2")
 DEFAULT_AIRFLOW_VERSION = AIRFLOW_VERSIONS[-1]
 
+# Airflow 2's REST API authentication: basic auth (InvokeRestApi and the web front's sign-in
+# call it as FAB users) and the UI's session. Airflow's own default is the session only.
+AIRFLOW2_API_AUTH_BACKENDS = "airflow.api.auth.backend.basic_auth,airflow.api.auth.backend.session"
+
 MAX_WORKERS_QUOTA = 25
 DEFAULT_MIN_WORKERS = 1
 DEFAULT_MAX_WORKERS = 10

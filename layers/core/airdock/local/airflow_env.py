@@ -38,6 +38,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from airdock.core import catalog
 from airdock.core import tokens as tokens_module
 from airdock.core.logs import component_module
 from airdock.core.tokens import new_key as new_token_key
@@ -335,8 +336,7 @@ class LocalAirflowEnvironment:
                 secret_key=s["secret_key"])
             # The browser reaches the UI through the web front: links and redirects must name it.
             default("webserver", workers=2, base_url=self.front_url)
-            default("api", auth_backends="airflow.api.auth.backend.basic_auth,"
-                                         "airflow.api.auth.backend.session")
+            default("api", auth_backends=catalog.AIRFLOW2_API_AUTH_BACKENDS)
             # Airflow 3 always runs the DAG processor apart; do the same on 2 for one layout.
             put("scheduler", standalone_dag_processor="True")
             default("scheduler", dag_dir_list_interval=self.spec.dag_dir_scan_interval_s,
