@@ -4,7 +4,12 @@ Cloud Map DNS, the listener rules, and the control plane signing tokens the fron
 from __future__ import annotations
 
 import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
+
+import requests
 
 from airdock.aws import naming
 from airdock.aws.data_plane import AwsDataPlane, SecretsManagerKeys
@@ -12,6 +17,7 @@ from airdock.core import tokens
 from airdock.core.ports import Caller, EnvironmentRecord
 from aws.conftest import ACCOUNT, Stack
 from aws.test_adapters import _services, _up, environment
+from support.web_front import serving
 
 LISTENER = "AIRDOCK_PRIVATE_LISTENER_ARN"
 
@@ -155,3 +161,60 @@ def test_with_host_routing_there_is_no_prefix(stack: Stack) -> None:
     variables = _variables(stack, _services(stack, "analytics")["web-front"])
     assert variables["AIRFLOW__WEBSERVER__BASE_URL"] == "http://analytics.airflow.example.com"
     assert variables["AIRDOCK_WEB_BASE_PATH"] == ""
+
+
+class _Echo(BaseHTTPRequestHandler):
+    """The Airflow API server behind the web front: answers with the path it was asked for."""
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        body = json.dumps({"path": self.path, "proto": self.headers.get_all("X-Forwarded-Proto")}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def _task_environment(stack: Stack, container: dict[str, Any]) -> dict[str, str]:
+    """What ECS gives the container: its variables, and each secret's JSON key resolved."""
+    environ = {v["name"]: v["value"] for v in container["environment"]}
+    for secret in container["secrets"]:
+        arn, key, _stage, _version = secret["valueFrom"].rsplit(":", 3)
+        value = stack.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"]
+        environ[secret["name"]] = json.loads(value)[key]
+    return environ
+
+
+def test_a_web_front_started_from_its_task_definition_signs_a_browser_in_under_the_path_prefix_behind_https(
+        stack: Stack, tmp_path: Path) -> None:
+    env = environment(stack, Status="AVAILABLE", WebserverUrl="internal-alb.example/analytics")
+    _up(stack, env)
+    environ = _task_environment(stack, _container(stack, _services(stack, "analytics")["web-front"]))
+    upstream = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    # Only the addresses differ from ECS: the webserver's, and a writable state folder. (The shared
+    # record of spent tokens is tested in test_web_front_replay_aws.py.)
+    environ.update(AIRDOCK_WEB_UPSTREAM=f"http://127.0.0.1:{upstream.server_address[1]}",
+                   AIRDOCK_WEB_STATE_DIR=str(tmp_path / "state"))
+    environ.pop("AIRDOCK_USED_TOKENS_TABLE", None)
+    plane = AwsDataPlane(SecretsManagerKeys(stack.client("secretsmanager")))
+    root = Caller(access_key_id="AKIAROOT", principal_arn=f"arn:aws:iam::{ACCOUNT}:root")
+    try:
+        with serving(environ) as url:
+            # The ALB's health check and its rewrite reach the page at the root; it posts under the prefix.
+            page = requests.get(url + "/aws_mwaa/aws-console-sso", timeout=10)
+            assert 'action="/analytics/aws_mwaa/aws-console-sso"' in page.text
+            token = plane.create_web_login_token(EnvironmentRecord(environment=env), root)["WebToken"]
+            https = {"X-Forwarded-Proto": "https"}  # what the HTTPS listener adds
+            signed_in = requests.post(url + "/analytics/aws_mwaa/aws-console-sso", data={"token": token}, headers=https,
+                                      allow_redirects=False, timeout=10)
+            assert signed_in.status_code == 303 and signed_in.headers["Location"] == "/analytics/"
+            cookie = signed_in.headers["Set-Cookie"]
+            assert cookie.startswith("_token=") and "Path=/analytics/;" in cookie and cookie.endswith("; Secure")
+            proxied = requests.get(url + "/analytics/api/v2/version", headers=https, timeout=10).json()
+            assert proxied == {"path": "/analytics/api/v2/version", "proto": ["https"]}
+    finally:
+        upstream.shutdown()
