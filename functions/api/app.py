@@ -9,11 +9,10 @@ import json
 import logging
 import threading
 import uuid
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import quote, unquote
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
-from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 
 from airdock.core.authorization import target_of
@@ -60,7 +59,14 @@ class _Resolver(APIGatewayRestResolver):
 
 
 app = _Resolver()
-Service = Annotated[EnvironmentService, Depends(environment_service)]
+
+
+def _service() -> EnvironmentService:
+    """The service of this deployment: `environment_service()` on Lambda, or what the host put in
+    `app.dependency_overrides` (the local server hands in its own). Looked up here rather than with
+    Powertools' `Depends`, which rebuilds the dependency tree with `typing.get_type_hints` on
+    every request: about a tenth of a local request's CPU (bench/soak.py)."""
+    return app.dependency_overrides.get(environment_service, environment_service)()
 
 
 def _body() -> dict[str, Any]:
@@ -107,8 +113,7 @@ def _authorization(app: APIGatewayRestResolver, next_middleware: NextMiddleware)
     before API Gateway hands the request on). The decision is the domain's (core/authorization.py)."""
     target = target_of(app.current_event.http_method, app.current_event.path)
     if target is not None:
-        service = app.dependency_overrides.get(environment_service, environment_service)()
-        service.authorize(_caller(), target)
+        _service().authorize(_caller(), target)
     return next_middleware(app)
 
 
@@ -116,89 +121,89 @@ app.use(middlewares=[_authorization])
 
 
 @app.put("/environments/<Name>")
-def create_environment(Name: str, service: Service) -> dict[str, Any]:
+def create_environment(Name: str) -> dict[str, Any]:
     request = parse(CreateEnvironmentInput, {**_body(), "Name": unquote(Name)})
-    return service.create_environment(request, _caller())
+    return _service().create_environment(request, _caller())
 
 
 @app.get("/environments/<Name>")
-def get_environment(Name: str, service: Service) -> dict[str, Any]:
-    return service.get_environment(parse(NameInput, {"Name": unquote(Name)}).Name)
+def get_environment(Name: str) -> dict[str, Any]:
+    return _service().get_environment(parse(NameInput, {"Name": unquote(Name)}).Name)
 
 
 @app.patch("/environments/<Name>")
-def update_environment(Name: str, service: Service) -> dict[str, Any]:
+def update_environment(Name: str) -> dict[str, Any]:
     request = parse(UpdateEnvironmentInput, {**_body(), "Name": unquote(Name)})
-    return service.update_environment(request, _caller())
+    return _service().update_environment(request, _caller())
 
 
 @app.delete("/environments/<Name>")
-def delete_environment(Name: str, service: Service) -> dict[str, Any]:
-    return service.delete_environment(parse(NameInput, {"Name": unquote(Name)}).Name, _caller())
+def delete_environment(Name: str) -> dict[str, Any]:
+    return _service().delete_environment(parse(NameInput, {"Name": unquote(Name)}).Name, _caller())
 
 
 @app.get("/environments")
-def list_environments(service: Service) -> dict[str, Any]:
+def list_environments() -> dict[str, Any]:
     query = app.current_event.query_string_parameters or {}
     request = parse(ListEnvironmentsInput, {
         k: v for k, v in {"MaxResults": _int_query("MaxResults"), "NextToken": query.get("NextToken")}.items()
         if v is not None
     })
-    return service.list_environments(request.MaxResults, request.NextToken)
+    return _service().list_environments(request.MaxResults, request.NextToken)
 
 
 @app.post("/tags/<ResourceArn>")
-def tag_resource(ResourceArn: str, service: Service) -> dict[str, Any]:
+def tag_resource(ResourceArn: str) -> dict[str, Any]:
     request = parse(TagResourceInput, {**_body(), "ResourceArn": unquote(ResourceArn)})
-    return service.tag_resource(request.ResourceArn, request.Tags)
+    return _service().tag_resource(request.ResourceArn, request.Tags)
 
 
 @app.delete("/tags/<ResourceArn>")
-def untag_resource(ResourceArn: str, service: Service) -> dict[str, Any]:
+def untag_resource(ResourceArn: str) -> dict[str, Any]:
     keys = (app.current_event.multi_value_query_string_parameters or {}).get("tagKeys")
     request = parse(UntagResourceInput, {"ResourceArn": unquote(ResourceArn), **({"tagKeys": keys} if keys is not None else {})})
-    return service.untag_resource(request.ResourceArn, request.tagKeys)
+    return _service().untag_resource(request.ResourceArn, request.tagKeys)
 
 
 @app.get("/tags/<ResourceArn>")
-def list_tags_for_resource(ResourceArn: str, service: Service) -> dict[str, Any]:
+def list_tags_for_resource(ResourceArn: str) -> dict[str, Any]:
     request = parse(ResourceArnInput, {"ResourceArn": unquote(ResourceArn)})
-    return service.list_tags_for_resource(request.ResourceArn)
+    return _service().list_tags_for_resource(request.ResourceArn)
 
 
 @app.post("/clitoken/<Name>")
-def create_cli_token(Name: str, service: Service) -> dict[str, Any]:
-    return service.create_cli_token(parse(NameInput, {"Name": unquote(Name)}).Name, _caller())
+def create_cli_token(Name: str) -> dict[str, Any]:
+    return _service().create_cli_token(parse(NameInput, {"Name": unquote(Name)}).Name, _caller())
 
 
 @app.post("/webtoken/<Name>")
-def create_web_login_token(Name: str, service: Service) -> dict[str, Any]:
-    return service.create_web_login_token(parse(NameInput, {"Name": unquote(Name)}).Name, _caller())
+def create_web_login_token(Name: str) -> dict[str, Any]:
+    return _service().create_web_login_token(parse(NameInput, {"Name": unquote(Name)}).Name, _caller())
 
 
 @app.post("/restapi/<Name>")
-def invoke_rest_api(Name: str, service: Service) -> dict[str, Any]:
+def invoke_rest_api(Name: str) -> dict[str, Any]:
     request = parse(InvokeRestApiInput, {**_body(), "Name": unquote(Name)})
-    return service.invoke_rest_api(request, _caller())
+    return _service().invoke_rest_api(request, _caller())
 
 
 @app.post("/metrics/environments/<EnvironmentName>")
-def publish_metrics(EnvironmentName: str, service: Service) -> dict[str, Any]:
+def publish_metrics(EnvironmentName: str) -> dict[str, Any]:
     request = parse(PublishMetricsInput, {**_body(), "EnvironmentName": unquote(EnvironmentName)})
-    return service.publish_metrics(request)
+    return _service().publish_metrics(request)
 
 
 # ---- Airdock extensions (not in MWAA's API; see core/operations.py EXTENSIONS)
 
 
 @app.post("/environments/<Name>/pause")
-def pause_environment(Name: str, service: Service) -> dict[str, Any]:
-    return service.pause_environment(parse(NameInput, {"Name": unquote(Name)}).Name, _caller())
+def pause_environment(Name: str) -> dict[str, Any]:
+    return _service().pause_environment(parse(NameInput, {"Name": unquote(Name)}).Name, _caller())
 
 
 @app.post("/environments/<Name>/resume")
-def resume_environment(Name: str, service: Service) -> dict[str, Any]:
-    return service.resume_environment(parse(NameInput, {"Name": unquote(Name)}).Name, _caller())
+def resume_environment(Name: str) -> dict[str, Any]:
+    return _service().resume_environment(parse(NameInput, {"Name": unquote(Name)}).Name, _caller())
 
 
 def _render_error(error: AirdockError) -> Response:

@@ -69,6 +69,30 @@ def test_given_a_stored_record_when_replace_with_its_version_then_version_increm
     assert _dump(repository.get("upd")) == _dump(updated)
 
 
+def test_given_a_record_when_put_new_or_replace_then_the_returned_record_shares_nothing_with_it(
+    repository: EnvironmentRepository,
+) -> None:
+    record = sample_record("apart", internal={"nested": {"list": [1]}})
+    saved = repository.put_new(record)
+    updated = repository.replace(saved)
+
+    # Changing what the caller passed in, or what it got back, reaches neither the other nor storage.
+    record.environment.Tags["added"] = "later"
+    record.internal["nested"]["list"].append(2)
+    saved.environment.Tags["also"] = "later"
+    updated.internal["nested"]["list"].append(3)
+    updated.environment.NetworkConfiguration.SecurityGroupIds.append("sg-later")
+
+    stored = repository.get("apart")
+    assert stored is not None
+    assert "added" not in saved.environment.Tags and "also" not in updated.environment.Tags
+    assert saved.internal["nested"]["list"] == [1]
+    assert stored.internal["nested"]["list"] == [1]
+    assert stored.environment.Tags == sample_record("apart").environment.Tags
+    assert stored.environment.NetworkConfiguration.SecurityGroupIds == \
+        sample_record("apart").environment.NetworkConfiguration.SecurityGroupIds
+
+
 def test_given_a_stale_version_when_replace_then_concurrent_modification_and_state_unchanged(
     repository: EnvironmentRepository,
 ) -> None:

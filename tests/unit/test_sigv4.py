@@ -473,6 +473,55 @@ def test_malformed_date_is_incomplete(signed: Wire) -> None:
     assert rejection(wire).code == INCOMPLETE_SIGNATURE
 
 
+@pytest.mark.parametrize("stamp", ["20261301T000000Z", "20260230T000000Z", "20261129T240000Z", "20261129T236000Z",
+                                   "20261129T000060Z", "00001129T000000Z"],
+                         ids=["month-13", "30-february", "hour-24", "minute-60", "second-60", "year-0"])
+def test_date_of_the_right_shape_but_not_on_the_calendar_is_incomplete(signed: Wire, stamp: str) -> None:
+    # Given an X-Amz-Date of the basic ISO-8601 shape that names no real instant
+    wire = signed.with_header("X-Amz-Date", stamp)
+    # When verified / Then it is AWS's IncompleteSignature date error, as for any malformed date
+    error = rejection(wire)
+    assert (error.code, error.message) == (
+        INCOMPLETE_SIGNATURE,
+        f"Date must be in ISO-8601 'basic format'. Got '{stamp}'. See http://en.wikipedia.org/wiki/ISO_8601",
+    )
+
+
+def test_request_signed_with_a_replaced_secret_no_longer_verifies() -> None:
+    # Given a key whose requests verified (its derived signing key is cached for the day)
+    wire = sign("GET", f"{ENDPOINT}/environments")
+    current = {ACCESS_KEY: SECRET_KEY}
+
+    def secret_for(key_id: str) -> str | None:
+        return current.get(key_id)
+
+    def check(request: Wire) -> SignedIdentity:
+        return verify_request(method=request.method, raw_path=request.raw_path, query_string=request.query_string,
+                              headers=request.headers, body=request.body, secret_for=secret_for,
+                              now=datetime.now(timezone.utc))
+
+    check(wire)
+    # When its secret is replaced
+    current[ACCESS_KEY] = "a-new-secret"
+    # Then a request signed with the old secret is refused and one signed with the new verifies
+    with pytest.raises(SigV4Error) as caught:
+        check(wire)
+    assert (caught.value.code, caught.value.message) == (INVALID_SIGNATURE, MISMATCH)
+    renewed = sign("GET", f"{ENDPOINT}/environments", credentials=Credentials(ACCESS_KEY, "a-new-secret"))
+    assert check(renewed).access_key_id == ACCESS_KEY
+
+
+def test_request_scoped_to_a_very_long_region_verifies() -> None:
+    # Given a request signed for a region name far longer than any real one
+    region = "r" * 200
+    request = AWSRequest(method="GET", url=f"{ENDPOINT}/environments")
+    SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), "airflow", region).add_auth(request)
+    prepared = request.prepare()
+    wire = wire_from(prepared.method, prepared.url, list(request.headers.items()), prepared.body)
+    # When verified / Then it verifies and names that region
+    assert verify(wire).region == region
+
+
 def test_unknown_access_key_is_unrecognized() -> None:
     # Given a request signed with a key the server does not know
     wire = sign("GET", f"{ENDPOINT}/environments", credentials=Credentials("AKIAUNKNOWN", SECRET_KEY))

@@ -51,7 +51,7 @@ def _serve(args: argparse.Namespace) -> int:
     from airdock.local.server import bounded_http_protocol
 
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, lifespan="on",
-                http=bounded_http_protocol())
+                http=bounded_http_protocol(), access_log=args.access_log)
     return 0
 
 
@@ -291,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
                        help="serve the API and keep state, but provision no Airflow (for testing API clients)")
     serve.add_argument("--allow-remote", action="store_true", help="allow binding a non-loopback address")
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    # Off by default: a formatted line and a write(2) per request, on the event loop every request waits for.
+    serve.add_argument("--access-log", action="store_true", help="log every HTTP request (uvicorn's access log)")
     serve.set_defaults(run=_serve)
     data_dir_default = os.environ.get("AIRDOCK_DATA_DIR", ".airdock")
     for operation, text in (("pause", "stop every component of an environment (status PENDING), keeping its history"),

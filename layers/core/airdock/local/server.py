@@ -295,7 +295,8 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
 
 async def _send_json(send: Send, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
     data = json.dumps(payload).encode()
-    all_headers = {"content-type": "application/json", "x-amzn-requestid": str(uuid.uuid4()), **(headers or {})}
+    all_headers = {"content-type": "application/json", "x-amzn-requestid": str(uuid.uuid4()), **(headers or {}),
+                   "content-length": str(len(data))}
     await send({
         "type": "http.response.start",
         "status": status,
@@ -309,14 +310,6 @@ async def _send_error(send: Send, status: int, code: str, message: str) -> None:
 
 
 async def _send_proxy_response(send: Send, response: dict[str, Any]) -> None:
-    headers: list[tuple[bytes, bytes]] = []
-    seen: set[str] = set()
-    for name, values in (response.get("multiValueHeaders") or {}).items():
-        seen.add(name.lower())
-        headers.extend((name.encode(), str(v).encode()) for v in values)
-    for name, value in (response.get("headers") or {}).items():
-        if name.lower() not in seen:
-            headers.append((name.encode(), str(value).encode()))
     body = response.get("body") or ""
     if response.get("isBase64Encoded"):
         import base64
@@ -324,5 +317,16 @@ async def _send_proxy_response(send: Send, response: dict[str, Any]) -> None:
         data = base64.b64decode(body)
     else:
         data = body.encode()
+    # A length instead of chunked encoding, as API Gateway answers (the function's own
+    # Content-Length, if it set one, is replaced: the body may have been re-encoded here).
+    headers: list[tuple[bytes, bytes]] = [(b"content-length", str(len(data)).encode())]
+    seen: set[str] = {"content-length"}
+    for name, values in (response.get("multiValueHeaders") or {}).items():
+        if name.lower() != "content-length":
+            seen.add(name.lower())
+            headers.extend((name.encode(), str(v).encode()) for v in values)
+    for name, value in (response.get("headers") or {}).items():
+        if name.lower() not in seen:
+            headers.append((name.encode(), str(value).encode()))
     await send({"type": "http.response.start", "status": int(response.get("statusCode", 500)), "headers": headers})
     await send({"type": "http.response.body", "body": data})

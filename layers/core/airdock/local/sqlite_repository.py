@@ -47,11 +47,11 @@ class SqliteEnvironmentRepository:
     # ------------------------------------------------------------------ port
 
     def put_new(self, record: EnvironmentRecord) -> EnvironmentRecord:
-        saved = record.model_copy(update={"version": 1}, deep=True)
+        document, saved = _stored(record, 1)
         try:
             self.db.connection().execute(
                 "INSERT INTO environments (name, version, document) VALUES (?, ?, ?)",
-                (saved.name, saved.version, saved.model_dump_json()),
+                (saved.name, saved.version, document),
             )
         except sqlite3.IntegrityError:
             raise AlreadyExists(saved.name) from None
@@ -84,10 +84,10 @@ class SqliteEnvironmentRepository:
 
     def replace(self, record: EnvironmentRecord) -> EnvironmentRecord:
         expected = record.version
-        saved = record.model_copy(update={"version": expected + 1}, deep=True)
+        document, saved = _stored(record, expected + 1)
         cursor = self.db.connection().execute(
             "UPDATE environments SET version = ?, document = ? WHERE name = ? AND version = ?",
-            (saved.version, saved.model_dump_json(), saved.name, expected),
+            (saved.version, document, saved.name, expected),
         )
         if cursor.rowcount != 1:
             raise ConcurrentModification(
@@ -104,3 +104,11 @@ class SqliteEnvironmentRepository:
         # A record deleted and re-created in between reads as "changed" — also correct.
         if conn.execute("SELECT 1 FROM environments WHERE name = ?", (name,)).fetchone() is not None:
             raise ConcurrentModification(f"Environment {name} changed since version {version} was read.")
+
+
+def _stored(record: EnvironmentRecord, version: int) -> tuple[str, EnvironmentRecord]:
+    """The document to write and the record the caller gets back: read back from that very
+    document, so it shares nothing with `record` and equals what `get` will return. (A deep
+    `model_copy` costs several times the JSON round trip: half the CPU of a TagResource.)"""
+    document = record.model_copy(update={"version": version}).model_dump_json()
+    return document, EnvironmentRecord.model_validate_json(document)

@@ -1,0 +1,79 @@
+"""Specification of how `airdock serve` puts responses on the wire: the HTTP protocol it gives
+uvicorn (server.bounded_http_protocol) driven with raw bytes, and a transport that records what
+the event loop would send."""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from uvicorn.config import Config
+from uvicorn.server import ServerState
+
+from airdock.local.server import bounded_http_protocol
+
+
+class RecordingTransport(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:  # type: ignore[override]
+        self.writes.append(bytes(data))
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"sockname": ("127.0.0.1", 8787), "peername": ("127.0.0.1", 50000)}.get(name, default)
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+async def exchange(app: Any, request: bytes) -> RecordingTransport:
+    """Feed one raw request to the protocol and wait until the app's response is complete."""
+    config = Config(app=app, http=bounded_http_protocol(), access_log=False, log_level="warning", lifespan="off")
+    config.load()
+    protocol = config.http_protocol_class(config=config, server_state=ServerState(), app_state={})
+    transport = RecordingTransport()
+    protocol.connection_made(transport)
+    protocol.data_received(request)
+    for _ in range(200):
+        await asyncio.sleep(0)
+        if protocol.cycle is not None and protocol.cycle.response_complete:
+            break
+    protocol.connection_lost(None)
+    return transport
+
+
+GET = b"GET /environments HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+
+@pytest.mark.parametrize("declared", [None, b"999"], ids=["no-length", "wrong-length"])
+def test_api_responses_carry_their_exact_length_instead_of_chunked_encoding(declared: bytes | None) -> None:
+    # Given an API function's proxy response, with or without a Content-Length of its own
+    from airdock.local.server import _send_proxy_response
+
+    headers = {"Content-Type": "application/json", **({"Content-Length": declared.decode()} if declared else {})}
+    response = {"statusCode": 200, "headers": headers, "body": '{"Environments": ["é"]}'}
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await _send_proxy_response(send, response)
+
+    # When it is served
+    transport = asyncio.run(exchange(app, GET))
+    # Then the head names the UTF-8 length of the body once, and the body is not chunked
+    head, body = b"".join(transport.writes).split(b"\r\n\r\n", 1)
+    lines = head.lower().split(b"\r\n")
+    assert [line for line in lines if line.startswith(b"content-length")] == [b"content-length: 24"]
+    assert b"transfer-encoding: chunked" not in lines
+    assert body == '{"Environments": ["é"]}'.encode()
