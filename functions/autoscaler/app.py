@@ -16,13 +16,19 @@ def handler(event: dict[str, Any], context: Any, *, repository: EnvironmentRepos
             metrics: Metrics | None = None, pool: WorkerPool | None = None, decisions: DecisionLog | None = None,
             clock: Clock | None = None, config: autoscaling.AutoscalingConfig | None = None) -> dict[str, Any]:
     config = config or autoscaling.AutoscalingConfig.from_environ()
-    if repository is None or metrics is None or pool is None:
+    aws = repository is None or metrics is None or pool is None
+    if aws:
         repository, metrics, pool, decisions = _aws_adapters()
         # On AWS nothing else publishes the task metrics: sample them just before deciding.
         from airdock.aws.factory import publish_task_metrics
 
         publish_task_metrics(repository, metrics, pool, config=config)
     made = autoscaling.tick(repository, metrics, pool, clock or SystemClock(), config, decisions)
+    if aws:
+        # Markers of released workers go once their tasks have stopped (worker_pool.py).
+        from airdock.aws.factory import prune_drain_markers
+
+        prune_drain_markers(repository, pool)
     return {"decisions": [{"environment": d.inputs.environment, "action": d.action, "desired": d.desired,
                            "current": d.current, "reason": d.reason, "errors": list(d.errors)} for d in made]}
 

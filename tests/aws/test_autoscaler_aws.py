@@ -72,6 +72,12 @@ class Database:
             return self._ok([])
         if body["sql"] == worker_drain.CREATE_SQL:
             return self._ok([])
+        if body["sql"].startswith(worker_drain.PRUNE_SQL):
+            live = {v for k, v in values.items() if k.startswith("live_")}
+            assert body["sql"] == worker_drain.prune_sql(len(live))
+            self.drain_markers = {arn: since for arn, since in self.drain_markers.items()
+                                  if arn in live or since >= values["before"]}
+            return self._ok([])
         assert body["sql"] == TASK_COUNTS_SQL
         records = [[{"stringValue": "queued"}, {"stringValue": ""}, {"longValue": self.queued}]] if self.queued else []
         records += [[{"stringValue": "running"}, {"stringValue": h}, {"longValue": n}] for h, n in self.running.items()]

@@ -1,6 +1,7 @@
 """Draining a Celery worker on AWS, under moto: the autoscaler's ECS worker pool writes a drain
 marker for exactly the chosen task into the environment's metadata database (RDS Data API, the
-environment's own secret), before it tags the task; taking the worker back removes it. The worker's
+environment's own secret), before it tags the task; taking the worker back removes it, and so does
+the task's end (release, then the autoscaler's prune of stopped or forgotten tasks). The worker's
 side — its entrypoint polling the marker and warm-shutting Celery down — is
 tests/unit/test_entrypoint_drain.py."""
 from __future__ import annotations
@@ -11,10 +12,11 @@ from typing import Any
 import pytest
 
 from airdock.aws import naming, worker_drain
-from airdock.aws.factory import build_autoscaler_adapters
+from airdock.aws.factory import build_autoscaler_adapters, prune_drain_markers
 from airdock.aws.worker_pool import DRAINING_TAG
 from airdock.core import autoscaling
-from aws.test_autoscaler_aws import CLUSTER, aws_env, ecs_scheduler, hostname, run_tick, running_tasks  # noqa: F401
+from airdock.core.ports import EnvironmentRecord
+from aws.test_autoscaler_aws import CLUSTER, Repo, aws_env, ecs_scheduler, hostname, run_tick, running_tasks  # noqa: F401
 from aws.test_web_front_aws import _container, _services
 
 
@@ -72,3 +74,60 @@ def test_only_worker_tasks_poll_their_drain_marker(aws_env: Any) -> None:
         assert ("AIRDOCK_DRAIN_POLL_S" in variables) == (component == "worker"), component
     worker = {v["name"]: v["value"] for v in _container(stack, _services(stack, env.Name)["worker"])["environment"]}
     assert float(worker["AIRDOCK_DRAIN_POLL_S"]) > 0
+
+
+def test_a_released_workers_marker_stays_until_its_task_has_stopped_then_is_pruned(aws_env: Any) -> None:
+    stack, env, db = aws_env
+    _metrics, pool, _ = build_autoscaler_adapters(stack.settings, stack.environ, stack.clients)
+    stack.client("ecs").update_service(cluster=CLUSTER, service=naming.service_name(env.Name, "worker"), desiredCount=2)
+    ecs_scheduler(stack, env.Name)
+    released, kept = (t["taskArn"] for t in running_tasks(stack, env.Name))
+    pool.drain(env.Name, released)
+    pool.drain(env.Name, kept)
+    # Released while up: the marker keeps it drained until ECS has stopped it (no Celery restart
+    # between the marker's removal and the task's SIGTERM).
+    assert pool.release(env.Name, released) is True
+    assert set(db.drain_markers) == {released, kept}
+    # Stopped now (moto stops at once): the next prune deletes its marker, not the draining one's.
+    pool.prune_drain_markers(env.Name)
+    assert set(db.drain_markers) == {kept}
+
+
+def test_pruning_deletes_markers_of_tasks_that_no_longer_exist_but_not_one_written_meanwhile(aws_env: Any) -> None:
+    stack, env, db = aws_env
+    _metrics, pool, _ = build_autoscaler_adapters(stack.settings, stack.environ, stack.clients)
+    gone = f"arn:aws:ecs:{stack.settings.region}:{stack.settings.account_id}:task/{CLUSTER}/0123456789abcdef"
+    pool.markers.mark(env.Name, gone, 1.0)  # its task stopped long ago; ECS has forgotten it
+    listed_at = pool.clock()
+    pool.clock = lambda: listed_at
+    # A tick drains a task ECS started after this prune listed the tasks: its marker is newer.
+    pool.markers.mark(env.Name, "arn:aws:ecs:task/just-started", listed_at + 1)
+    pool.prune_drain_markers(env.Name)
+    assert list(db.drain_markers) == ["arn:aws:ecs:task/just-started"]
+    # The table exists before the first delete, as before the first marker.
+    sqls = [s["sql"] for s in db.statements]
+    prunes = [i for i, sql in enumerate(sqls) if sql.startswith(worker_drain.PRUNE_SQL)]
+    assert prunes and sqls.index(worker_drain.CREATE_SQL) < prunes[0]
+
+
+def test_force_releasing_a_drained_worker_that_already_stopped_deletes_its_marker_at_once(aws_env: Any) -> None:
+    stack, env, db = aws_env
+    _metrics, pool, _ = build_autoscaler_adapters(stack.settings, stack.environ, stack.clients)
+    task = running_tasks(stack, env.Name)[0]["taskArn"]
+    pool.drain(env.Name, task)
+    stack.client("ecs").stop_task(cluster=CLUSTER, task=task, reason="OutOfMemoryError")  # it crashed
+    assert pool.release(env.Name, task, force=True) is True
+    assert db.drain_markers == {}
+
+
+def test_every_autoscaler_run_prunes_the_markers_of_available_environments_only(aws_env: Any) -> None:
+    stack, env, db = aws_env
+    _metrics, pool, _ = build_autoscaler_adapters(stack.settings, stack.environ, stack.clients)
+    task = running_tasks(stack, env.Name)[0]["taskArn"]
+    pool.drain(env.Name, task)
+    stack.client("ecs").stop_task(cluster=CLUSTER, task=task, reason="OutOfMemoryError")
+    updating = env.model_copy(update={"Status": "UPDATING"})
+    assert prune_drain_markers(Repo(EnvironmentRecord(environment=updating)), pool) == 0
+    assert list(db.drain_markers) == [task]
+    assert prune_drain_markers(Repo(EnvironmentRecord(environment=env)), pool) == 1
+    assert db.drain_markers == {}

@@ -233,6 +233,27 @@ def publish_task_metrics(repository: Any, metrics: Any, pool: Any, now: float | 
     return len(points)
 
 
+def prune_drain_markers(repository: Any, pool: Any) -> int:
+    """After an autoscaler run: delete the drain markers of worker tasks that have stopped or no
+    longer exist, in every AVAILABLE environment (EcsWorkerPool.prune_drain_markers). Returns the
+    number of environments pruned; a failure is logged and retried on the next run."""
+    import logging
+
+    from airdock.core import status
+    from airdock.core.ports import all_records
+
+    pruned = 0
+    for record in all_records(repository):
+        if record.environment.Status != status.AVAILABLE:
+            continue
+        try:
+            pool.prune_drain_markers(record.name)
+            pruned += 1
+        except Exception as exc:
+            logging.getLogger(__name__).warning("drain markers of %s not pruned: %s", record.name, exc)
+    return pruned
+
+
 def build_lifecycle_compute(settings: Settings) -> "EcsCompute":
     """ECS compute for the lifecycle function: a GRACEFUL maintenance restart protects exactly
     the busy workers (from the worker pool's task counts)."""

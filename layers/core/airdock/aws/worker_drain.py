@@ -31,6 +31,8 @@ CREATE_SQL = (f"CREATE TABLE IF NOT EXISTS {TABLE} "
 MARK_SQL = f"INSERT INTO {TABLE} (task_arn, since) VALUES (:task_arn, :since) ON CONFLICT (task_arn) DO NOTHING"
 CLEAR_SQL = f"DELETE FROM {TABLE} WHERE task_arn = :task_arn"
 CHECK_SQL = f"SELECT 1 FROM {TABLE} WHERE task_arn = %s"
+# Markers older than :before whose task is not among the :live_N parameters (prune_sql).
+PRUNE_SQL = f"DELETE FROM {TABLE} WHERE since < :before"
 
 # (environment, sql, parameters) -> Data API answer: MetadataTaskCounts.execute.
 Execute = Callable[..., Any]
@@ -49,6 +51,21 @@ class DrainMarkers:
     def clear(self, environment: str, task_arn: str) -> None:
         self.execute(environment, CREATE_SQL)
         self.execute(environment, CLEAR_SQL, task_arn=task_arn)
+
+    def prune(self, environment: str, live_task_arns: list[str], before: float) -> None:
+        """Delete the markers of every task but `live_task_arns`. Only markers written before
+        `before` (when the live tasks were listed): a marker written since names a task the
+        list may have missed."""
+        live = {f"live_{i}": arn for i, arn in enumerate(sorted(set(live_task_arns)))}
+        self.execute(environment, CREATE_SQL)
+        self.execute(environment, prune_sql(len(live)), before=before, **live)
+
+
+def prune_sql(live: int) -> str:
+    """PRUNE_SQL keeping the markers of `live` tasks (parameters :live_0 ... :live_{n-1})."""
+    if not live:
+        return PRUNE_SQL
+    return PRUNE_SQL + " AND task_arn NOT IN (" + ", ".join(f":live_{i}" for i in range(live)) + ")"
 
 
 def own_task_arn(environ: dict[str, str], timeout_s: float = 5.0) -> str | None:

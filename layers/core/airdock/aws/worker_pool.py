@@ -31,6 +31,9 @@ Actions:
   guard), lower the desired count by one and stop this idle task at once, so the ECS service
   scheduler has no other task to pick: it only ever picks unprotected tasks, and the only
   unprotected tasks left are idle. `force` (past the maximum drain time) stops it regardless.
+  Its drain marker goes once the task has stopped (`prune_drain_markers`, every autoscaler run,
+  also removes markers of tasks that no longer exist); not before: a worker whose marker vanishes
+  while it is still up starts Celery again and may take a task just before its SIGTERM.
 """
 from __future__ import annotations
 
@@ -338,8 +341,28 @@ class EcsWorkerPool:
         if not stopped:
             self.ecs.stop_task(cluster=self.cluster, task=worker_id,
                                reason="Airdock autoscaler: drained worker released" + (" (forced)" if force else ""))
+        elif task.get("lastStatus") == "STOPPED":
+            self._clear_marker(environment, worker_id)
         log.info("[%s] released %s%s", environment, worker_id, " (forced)" if force else "")
         return True
+
+    def _clear_marker(self, environment: str, worker_id: str) -> None:
+        if self.markers is None:
+            return
+        try:
+            self.markers.clear(environment, worker_id)
+        except Exception as exc:  # the release stands; prune_drain_markers retries the delete
+            log.warning("[%s] drain marker of %s not deleted yet: %s", environment, worker_id, exc)
+
+    def prune_drain_markers(self, environment: str) -> None:
+        """Delete the drain markers of worker tasks that have stopped or no longer exist. A task
+        ECS is still stopping keeps its marker, so it stays drained until its SIGTERM."""
+        if self.markers is None:
+            return
+        listed_at = self.clock()
+        live = [t["taskArn"] for t in self._tasks(environment, "RUNNING")]
+        live += [t["taskArn"] for t in self._tasks(environment, "STOPPED") if t.get("lastStatus") != "STOPPED"]
+        self.markers.prune(environment, live, before=listed_at)
 
     def _guard_busy(self, environment: str, exclude: str) -> None:
         """Protect every busy worker that is not protected yet, briefly: while the desired count
