@@ -119,6 +119,28 @@ def test_airflow_2_has_no_standalone_dag_processor_and_serves_the_webserver(stac
     variables = {v["name"]: v["value"] for v in web["containerDefinitions"][0]["environment"]}
     assert variables["AIRDOCK_COMPONENT"] == "webserver"
     assert variables["AIRFLOW__WEBSERVER__BASE_URL"].endswith("/legacy")
+    assert "FORWARDED_ALLOW_IPS" not in variables  # uvicorn's; Airflow 2's webserver is gunicorn + Flask
+
+
+def test_airflow_3s_api_server_trusts_forwarded_headers_only_from_the_environments_subnets(stack: Stack) -> None:
+    """The web front forwards the load balancer's X-Forwarded-Proto (https) to the API server over
+    the network; uvicorn believes it only with --proxy-headers, from FORWARDED_ALLOW_IPS."""
+    env = environment(stack)
+    _up(stack, env)
+    services = _services(stack, "analytics")
+    ecs = stack.client("ecs")
+
+    def variables(component: str) -> dict[str, str]:
+        definition = ecs.describe_task_definition(taskDefinition=services[component]["taskDefinition"])["taskDefinition"]
+        return {v["name"]: v["value"] for v in definition["containerDefinitions"][0]["environment"]}
+
+    api = variables("webserver")
+    assert api["AIRDOCK_COMPONENT"] == "api-server"
+    assert json.loads(api["AIRDOCK_COMPONENT_ARGS"]) == ["--proxy-headers"]
+    cidrs = {s["CidrBlock"] for s in stack.client("ec2").describe_subnets(SubnetIds=stack.subnets)["Subnets"]}
+    assert set(api["FORWARDED_ALLOW_IPS"].split(",")) == cidrs == {"10.1.1.0/24", "10.1.2.0/24"}
+    for component in set(services) - {"webserver"}:
+        assert "FORWARDED_ALLOW_IPS" not in variables(component), component
 
 
 def test_the_worker_count_is_clamped_and_busy_workers_are_protected(stack: Stack) -> None:

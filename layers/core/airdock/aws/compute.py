@@ -67,6 +67,9 @@ RESTART_PROTECTION_MINUTES = 12 * 60
 ENTRYPOINT_COMPONENT = {"scheduler": "scheduler", "dag-processor": "dag-processor", "triggerer": "triggerer",
                         "worker": "celery-worker", "web-front": "web-front"}
 WEB_FRONT = "web-front"
+# Airflow 3's `api-server` passes uvicorn proxy_headers=False unless given this flag; uvicorn then
+# trusts X-Forwarded-Proto/-For from the addresses in FORWARDED_ALLOW_IPS only.
+API_SERVER_PROXY_ARGS = ["--proxy-headers"]
 _ECR_IMAGE = re.compile(r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/(?P<repo>[^:@]+)$")
 
 
@@ -351,6 +354,13 @@ class EcsCompute:
             variables.update(SqsBroker.celery_environment(queue, self.config.region))
         if component == "worker":
             variables["AIRDOCK_DRAIN_POLL_S"] = str(DRAIN_POLL_S)
+        if component == "webserver" and airflow_major(env) >= 3:
+            # Airflow 3's API server (uvicorn) believes X-Forwarded-Proto/-For only with
+            # --proxy-headers and only from FORWARDED_ALLOW_IPS. Its clients are the web front
+            # tasks (their own service, reaching it over the network by Cloud Map), which run in
+            # the environment's subnets: trust those, not everyone.
+            variables["AIRDOCK_COMPONENT_ARGS"] = json.dumps(API_SERVER_PROXY_ARGS)
+            variables["FORWARDED_ALLOW_IPS"] = ",".join(self._subnet_cidrs(env))
         if component == WEB_FRONT:
             # images/airflow/web_front.py's variables; its keys come as secrets (_secrets).
             variables.update({
@@ -652,14 +662,28 @@ class EcsCompute:
 
     # ================================================================== checks and secrets
 
-    def _check_network(self, env: Environment) -> None:
+    def _subnets(self, env: Environment) -> list[dict[str, Any]]:
         subnets = list(env.NetworkConfiguration.SubnetIds)
         try:
-            found = self.ec2.describe_subnets(SubnetIds=subnets)["Subnets"]
+            return list(self.ec2.describe_subnets(SubnetIds=subnets)["Subnets"])
         except ClientError as exc:
             if exc.response["Error"]["Code"] in ("InvalidSubnetID.NotFound", "InvalidSubnetID.Malformed"):
                 raise ProvisioningError("INCOMPATIBLE_NETWORK", f"Subnets {subnets} were not found: {exc.response['Error'].get('Message', '')}") from None
             raise
+
+    def _subnet_cidrs(self, env: Environment) -> list[str]:
+        """The IPv4 and IPv6 ranges of the environment's subnets (where its tasks get addresses)."""
+        cidrs: set[str] = set()
+        for subnet in self._subnets(env):
+            if subnet.get("CidrBlock"):
+                cidrs.add(subnet["CidrBlock"])
+            cidrs |= {a["Ipv6CidrBlock"] for a in subnet.get("Ipv6CidrBlockAssociationSet", [])
+                      if a.get("Ipv6CidrBlock") and a.get("Ipv6CidrBlockState", {}).get("State", "associated") == "associated"}
+        return sorted(cidrs)
+
+    def _check_network(self, env: Environment) -> None:
+        subnets = list(env.NetworkConfiguration.SubnetIds)
+        found = self._subnets(env)
         vpcs = {s["VpcId"] for s in found}
         if vpcs != {self.web.config.vpc_id}:
             raise ProvisioningError(
