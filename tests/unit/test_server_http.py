@@ -77,3 +77,15 @@ def test_api_responses_carry_their_exact_length_instead_of_chunked_encoding(decl
     assert [line for line in lines if line.startswith(b"content-length")] == [b"content-length: 24"]
     assert b"transfer-encoding: chunked" not in lines
     assert body == '{"Environments": ["é"]}'.encode()
+
+
+def test_request_ids_are_distinct_version_4_uuids() -> None:
+    # Given many request ids drawn as the endpoint draws them (no system call per request)
+    import uuid
+
+    from airdock.local.server import _request_id
+
+    ids = [_request_id() for _ in range(10_000)]
+    # Then each is a canonical version-4 UUID and none repeats
+    assert all(str(uuid.UUID(value)) == value and uuid.UUID(value).version == 4 for value in ids)
+    assert len(set(ids)) == len(ids)

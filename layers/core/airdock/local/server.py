@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 import threading
 import uuid
 from datetime import datetime, timezone
@@ -266,7 +267,7 @@ def _proxy_event(
         "pathParameters": {"proxy": unquote(raw_path.lstrip("/"))},
         "stageVariables": None,
         "requestContext": {
-            "requestId": str(uuid.uuid4()),
+            "requestId": _request_id(),
             "stage": "local",
             "httpMethod": scope["method"],
             "path": raw_path,
@@ -276,6 +277,13 @@ def _proxy_event(
         "body": text,
         "isBase64Encoded": is_b64,
     }
+
+
+def _request_id() -> str:
+    """A fresh UUID4 for x-amzn-RequestId. Request ids need to be unique, not secret: uuid4()
+    reads os.urandom, a system call that releases the GIL, and under load the event loop then
+    waited for a worker thread to hand it back on every request (bench/soak.py)."""
+    return str(uuid.UUID(int=random.getrandbits(128), version=4))
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:
@@ -295,7 +303,7 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
 
 async def _send_json(send: Send, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
     data = json.dumps(payload).encode()
-    all_headers = {"content-type": "application/json", "x-amzn-requestid": str(uuid.uuid4()), **(headers or {}),
+    all_headers = {"content-type": "application/json", "x-amzn-requestid": _request_id(), **(headers or {}),
                    "content-length": str(len(data))}
     await send({
         "type": "http.response.start",
