@@ -2,7 +2,6 @@
 RequirementsS3ObjectVersion, StartupScriptS3ObjectVersion) — under moto S3 with a versioned bucket."""
 from __future__ import annotations
 
-import importlib.util
 import io
 import zipfile
 from pathlib import Path
@@ -12,16 +11,12 @@ import boto3
 import pytest
 from moto import mock_aws
 
-ENTRYPOINT = Path(__file__).resolve().parents[2] / "images" / "airflow" / "entrypoint.py"
+from support.modules import ENTRYPOINT, load_by_path
 
 
 @pytest.fixture
 def entrypoint() -> Any:
-    spec = importlib.util.spec_from_file_location("airdock_entrypoint_under_test", ENTRYPOINT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_by_path(ENTRYPOINT, "airdock_entrypoint_under_test")
 
 
 def _zip(name: str, text: str) -> bytes:

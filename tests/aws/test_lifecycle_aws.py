@@ -10,7 +10,8 @@ from airdock.aws import naming
 from airdock.aws.factory import LambdaLifecycleRunner
 from aws.conftest import Stack
 from aws.test_adapters import _services, _up, environment
-from aws.test_autoscaler_aws import CLUSTER, ecs_scheduler, running_tasks
+from aws.test_autoscaler_aws import ecs_scheduler, running_tasks
+from support.modules import REPO, load_by_path
 
 
 def _record_updates(stack: Stack) -> list[dict[str, Any]]:
@@ -68,9 +69,6 @@ def test_a_forced_restart_lifts_worker_protection(stack: Stack) -> None:
 
 
 def test_the_runner_invokes_the_lifecycle_function_asynchronously_with_its_operation_event() -> None:
-    import importlib.util
-    from pathlib import Path
-
     calls: list[dict[str, Any]] = []
 
     class Lambda:
@@ -81,11 +79,7 @@ def test_the_runner_invokes_the_lifecycle_function_asynchronously_with_its_opera
     assert calls[0]["FunctionName"] == "stack-lifecycle" and calls[0]["InvocationType"] == "Event"
     event = json.loads(calls[0]["Payload"])
     # The event the lifecycle function runs one operation from.
-    path = Path(__file__).resolve().parents[2] / "functions" / "lifecycle" / "app.py"
-    spec = importlib.util.spec_from_file_location("lifecycle_app_under_test", path)
-    assert spec is not None and spec.loader is not None
-    app = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(app)
+    app = load_by_path(REPO / "functions" / "lifecycle" / "app.py", "lifecycle_app_under_test")
     assert event == app.operation_event("pause", "analytics")
 
     ran: list[tuple[str, str]] = []

@@ -2,21 +2,16 @@
 entrypoint runs it: loaded by path, since it is no part of the airdock package."""
 from __future__ import annotations
 
-import importlib.util
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
 
-from support.live_server import REPO
+from support.modules import WEB_FRONT, load_by_path
 
 
 def load_web_front() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("web_front", REPO / "images" / "airflow" / "web_front.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_by_path(WEB_FRONT, "web_front")
 
 
 @contextmanager

@@ -5,7 +5,6 @@ entrypoint stays up, drained, until the task is stopped, or starts Celery again 
 gone. Celery is a stand-in process that behaves like one on SIGTERM."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import signal
 import sys
@@ -19,8 +18,7 @@ from typing import Any
 import pytest
 
 from airdock.aws import worker_drain
-
-ENTRYPOINT = Path(__file__).resolve().parents[2] / "images" / "airflow" / "entrypoint.py"
+from support.modules import ENTRYPOINT, load_by_path
 
 FAKE_CELERY = """
 import os, signal, sys, time
@@ -44,11 +42,7 @@ write("task finished")
 
 @pytest.fixture(scope="module")
 def entrypoint() -> Any:
-    spec = importlib.util.spec_from_file_location("airdock_entrypoint_drain_under_test", ENTRYPOINT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_by_path(ENTRYPOINT, "airdock_entrypoint_drain_under_test")
 
 
 class Worker:

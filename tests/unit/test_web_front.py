@@ -2,34 +2,24 @@
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
 import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import requests
 
 from airdock.core import tokens
+from support.web_front import load_web_front
 
-REPO = Path(__file__).resolve().parents[2]
 ENV = "prod"
 
 
-def _load_web_front() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("web_front", REPO / "images" / "airflow" / "web_front.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-web_front = _load_web_front()
+web_front = load_web_front()
 
 
 class _Upstream(BaseHTTPRequestHandler):
