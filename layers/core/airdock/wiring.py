@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
-
 from typing import TYPE_CHECKING
 
 from airdock.core.service import EnvironmentService
@@ -26,11 +25,9 @@ def environment_service() -> EnvironmentService:
         from airdock.aws.factory import build_service
 
         return build_service(settings())
-    if backend == "local":
-        from airdock.local.factory import build_service as build_local
-
-        return build_local(settings())
-    raise RuntimeError(f"AIRDOCK_BACKEND must be 'aws' or 'local', not {backend!r}")
+    # Local mode never gets here: `airdock serve` builds its LocalContext and overrides this
+    # dependency, so there is no second way to assemble the local adapters.
+    raise RuntimeError(f"AIRDOCK_BACKEND must be 'aws' here (local mode injects its own service), not {backend!r}")
 
 
 @lru_cache(maxsize=1)
