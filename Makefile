@@ -10,7 +10,7 @@ SAM_CLI_VERSION := 1.170.0
 PORT   ?= 8787
 DATA   ?= .airdock
 
-.PHONY: install test-tools browser run test test-long test-fast bench bench-reliability lint clean
+.PHONY: install test-tools browser run test test-fast bench bench-reliability lint clean
 
 # What `make run` needs; `make test` adds the test-only tools (SAM CLI, Chromium) on top.
 install: $(VENV)/.installed
@@ -41,10 +41,7 @@ run: install
 # Two workers, one test file each at a time: Airflow environments spend most of their time
 # waiting, so the suite runs in about half the time without sharing module fixtures.
 test: test-tools
-	$(VENV)/bin/pytest -q -p no:cacheprovider -n 2 --dist loadfile -m "not long"
-
-test-long: test-tools
-	$(VENV)/bin/pytest -q -p no:cacheprovider -m long
+	$(VENV)/bin/pytest -q -p no:cacheprovider -n 2 --dist loadfile
 
 test-fast: test-tools
 	$(VENV)/bin/pytest -q -m "not airflow"
