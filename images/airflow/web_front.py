@@ -33,8 +33,9 @@ Environment variables:
     AIRDOCK_WEB_TLS_CERT/_KEY     PEM certificate chain and key: serve HTTPS instead of HTTP
     AIRDOCK_WEB_STATE_DIR         where used login-token ids are remembered, in SQLite shared by
                                   every web front given the same folder (default: this process only)
-    AIRDOCK_USED_TOKENS_TABLE     DynamoDB table to remember them in instead (AWS: shared by every
-                                  web-front task behind the load balancer)
+    AIRDOCK_USED_TOKENS_STORE     `metadata-database`: remember them in the environment's metadata
+                                  database (AIRFLOW__DATABASE__SQL_ALCHEMY_CONN) instead (AWS:
+                                  shared by every web-front task behind the load balancer)
     AIRDOCK_USED_TOKENS_MODULE    path of airdock's local/used_tokens.py (else the installed
                                   `airdock.local.used_tokens`)
     AIRDOCK_CLI_TIMEOUT           seconds an Airflow CLI command may run (default 300)
@@ -72,6 +73,8 @@ CLI_PATH = "/aws_mwaa/cli"
 SSO_PATH = "/aws_mwaa/aws-console-sso"
 MAX_CLI_BODY = 64 * 1024
 MAX_FORM_BODY = 16 * 1024
+# AIRDOCK_USED_TOKENS_STORE's value for the environment's metadata database (used_tokens_store).
+METADATA_DATABASE = "metadata-database"
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
                "trailer", "trailers", "transfer-encoding", "upgrade"}
 
@@ -153,11 +156,11 @@ def load_tokens_module() -> ModuleType:
 def used_tokens_store(config: "Config", tokens: ModuleType) -> Any:
     """Where spent web login tokens are recorded (tokens.UsedTokens). Every web front of the
     environment must share it, or a token used on one could be replayed on another."""
-    if config.used_tokens_table:
-        module = load_airdock_module("airdock_used_tokens_dynamodb",
-                                     [str(Path(__file__).with_name("airdock_used_tokens_dynamodb.py"))],
+    if config.used_tokens_store == METADATA_DATABASE:
+        module = load_airdock_module("airdock_used_tokens_postgres",
+                                     [str(Path(__file__).with_name("airdock_used_tokens_postgres.py"))],
                                      "airdock.aws.used_tokens")
-        return module.DynamoDbUsedTokens(config.used_tokens_table)
+        return module.PostgresUsedTokens(config.database_url)
     if config.state_dir:
         module = load_airdock_module("airdock_used_tokens_sqlite", [config.used_tokens_module or ""],
                                      "airdock.local.used_tokens")
@@ -226,7 +229,12 @@ class Config:
         self.tls_key = env.get("AIRDOCK_WEB_TLS_KEY") or None
         state = env.get("AIRDOCK_WEB_STATE_DIR")
         self.state_dir = Path(state) if state else None
-        self.used_tokens_table = env.get("AIRDOCK_USED_TOKENS_TABLE") or None
+        self.used_tokens_store = env.get("AIRDOCK_USED_TOKENS_STORE") or None
+        if self.used_tokens_store not in (None, METADATA_DATABASE):
+            raise ValueError(f"AIRDOCK_USED_TOKENS_STORE {self.used_tokens_store!r}: only {METADATA_DATABASE!r} is known")
+        self.database_url = env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "")
+        if self.used_tokens_store == METADATA_DATABASE and not self.database_url:
+            raise ValueError(f"AIRDOCK_USED_TOKENS_STORE={METADATA_DATABASE} needs AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
         self.used_tokens_module = env.get("AIRDOCK_USED_TOKENS_MODULE") or None
         self.cli_timeout_s = float(env.get("AIRDOCK_CLI_TIMEOUT", "300"))
         self.airflow_bin = env.get("AIRDOCK_AIRFLOW_BIN") or str(Path(sys.executable).with_name("airflow"))

@@ -142,3 +142,32 @@ def stack(aws_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[St
 class _Http:
     status_code = 200
     headers: dict[str, str] = {}
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One real PostgreSQL server per test session (support/postgres.py): its admin URL."""
+    from support.postgres import running_postgres
+
+    with running_postgres(tmp_path_factory.mktemp("postgres")) as url:
+        yield url
+
+
+@pytest.fixture
+def metadata_database(postgres_server: str) -> str:
+    """A new, empty database on that server, as an environment's AIRFLOW__DATABASE__SQL_ALCHEMY_CONN
+    names its metadata database on Aurora."""
+    import secrets
+
+    import psycopg2
+
+    from airdock.aws.used_tokens import libpq_url
+
+    name = f"airdock_db_{secrets.token_hex(4)}"
+    admin = psycopg2.connect(libpq_url(postgres_server))
+    try:
+        admin.autocommit = True
+        admin.cursor().execute(f"CREATE DATABASE {name}")
+    finally:
+        admin.close()
+    return postgres_server.rsplit("/", 1)[0] + "/" + name

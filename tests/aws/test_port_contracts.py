@@ -1,7 +1,7 @@
 """Port contract suites run against the AWS adapter (under moto) and its local twin alike:
 Buckets (S3Buckets | LocalBuckets), Events (EventBridgeEvents | LocalEventLog), Metrics
-(CloudWatchMetrics | SqliteMetrics) and UsedTokens (DynamoDbUsedTokens | SqliteUsedTokens |
-MemoryUsedTokens). The same assertions must hold for all."""
+(CloudWatchMetrics | SqliteMetrics) and UsedTokens (PostgresUsedTokens on a real PostgreSQL |
+SqliteUsedTokens | MemoryUsedTokens). The same assertions must hold for all."""
 from __future__ import annotations
 
 import json
@@ -212,21 +212,17 @@ def test_metrics_points_come_back_per_environment_and_name_oldest_first(metrics:
 # ---------------------------------------------------------------------------- UsedTokens
 
 SPENT_AT = 1_800_000_000.0
-TABLE = "airdock-environments"
 
 
-@pytest.fixture(params=["dynamodb", "local", "memory"])
+@pytest.fixture(params=["postgres", "local", "memory"])
 def used_tokens(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Any]:
     """A new handle on one shared record per call: another web front (task, process) of the
     environment. A process-local record has one handle only."""
-    if request.param == "dynamodb":
-        from airdock.aws.used_tokens import DynamoDbUsedTokens
-        from support.dynamodb import AtomicRequests, create_table_from_template
+    if request.param == "postgres":
+        from airdock.aws.used_tokens import PostgresUsedTokens
 
-        request.getfixturevalue("moto_aws")
-        client = AtomicRequests(boto3.client("dynamodb", region_name=REGION))
-        create_table_from_template(client, "EnvironmentsTable", TABLE)
-        return lambda: DynamoDbUsedTokens(TABLE, client)
+        url = request.getfixturevalue("metadata_database")  # a new, empty metadata database
+        return lambda: PostgresUsedTokens(url)
     if request.param == "local":
         from airdock.local.used_tokens import SqliteUsedTokens
 
@@ -276,19 +272,34 @@ def test_used_tokens_of_concurrent_spenders_of_one_token_exactly_one_wins(used_t
     assert sorted(results) == [False] * 7 + [True]
 
 
-def test_dynamodb_used_tokens_expire_by_the_tables_ttl_and_never_show_as_environments(moto_aws: None) -> None:
-    from airdock.aws.dynamodb_repository import DynamoDbEnvironmentRepository
-    from airdock.aws.used_tokens import EXPIRES_AT, DynamoDbUsedTokens, item_key
-    from support.dynamodb import create_table_from_template
+def test_postgres_used_tokens_past_their_expiry_are_deleted_by_a_later_sign_in(metadata_database: str) -> None:
+    import psycopg2
 
-    client = boto3.client("dynamodb", region_name=REGION)
-    create_table_from_template(client, "EnvironmentsTable", TABLE)
-    DynamoDbUsedTokens(TABLE, client).spend("analytics", "t1", SPENT_AT + 60.2, SPENT_AT)
+    from airdock.aws.used_tokens import TABLE, PostgresUsedTokens, libpq_url
 
-    ttl = client.describe_time_to_live(TableName=TABLE)["TimeToLiveDescription"]
-    assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", EXPIRES_AT)
-    item = client.get_item(TableName=TABLE, Key={"Name": {"S": item_key("analytics", "t1")}})["Item"]
-    assert item[EXPIRES_AT] == {"N": str(int(SPENT_AT) + 61)}  # whole seconds, never earlier
-    repository = DynamoDbEnvironmentRepository(TABLE, client)
-    assert repository.list_names(10) == []
-    assert repository.get("analytics") is None
+    record = PostgresUsedTokens(metadata_database)
+    assert record.spend("analytics", "old", SPENT_AT + 60, SPENT_AT) is True
+    assert record.spend("analytics", "live", SPENT_AT + 120, SPENT_AT + 30) is True
+    assert record.spend("analytics", "new", SPENT_AT + 200, SPENT_AT + 61) is True
+
+    conn = psycopg2.connect(libpq_url(metadata_database))
+    try:
+        cur = conn.cursor()
+        cur.execute(f"SELECT token_id FROM {TABLE} ORDER BY token_id")
+        assert [row[0] for row in cur.fetchall()] == ["live", "new"]
+    finally:
+        conn.close()
+
+
+def test_postgres_used_tokens_refuse_a_database_they_cannot_reach_instead_of_accepting_the_token(
+        metadata_database: str) -> None:
+    import urllib.parse
+
+    import psycopg2
+
+    from airdock.aws.used_tokens import PostgresUsedTokens
+
+    url = urllib.parse.urlsplit(metadata_database)
+    wrong_password = url._replace(netloc=f"{url.username}:wrong@{url.hostname}:{url.port}").geturl()
+    with pytest.raises(psycopg2.OperationalError):
+        PostgresUsedTokens(wrong_password).spend("analytics", "t1", SPENT_AT + 60, SPENT_AT)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import requests
@@ -189,17 +188,16 @@ def _task_environment(stack: Stack, container: dict[str, Any]) -> dict[str, str]
 
 
 def test_a_web_front_started_from_its_task_definition_signs_a_browser_in_under_the_path_prefix_behind_https(
-        stack: Stack, tmp_path: Path) -> None:
+        stack: Stack, metadata_database: str) -> None:
     env = environment(stack, Status="AVAILABLE", WebserverUrl="internal-alb.example/analytics")
     _up(stack, env)
     environ = _task_environment(stack, _container(stack, _services(stack, "analytics")["web-front"]))
     upstream = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
     threading.Thread(target=upstream.serve_forever, daemon=True).start()
-    # Only the addresses differ from ECS: the webserver's, and a writable state folder. (The shared
-    # record of spent tokens is tested in test_web_front_replay_aws.py.)
+    # Only the addresses differ from ECS: the webserver's and the metadata database's, where the
+    # front records the spent token (shared by every task: test_web_front_replay_aws.py).
     environ.update(AIRDOCK_WEB_UPSTREAM=f"http://127.0.0.1:{upstream.server_address[1]}",
-                   AIRDOCK_WEB_STATE_DIR=str(tmp_path / "state"))
-    environ.pop("AIRDOCK_USED_TOKENS_TABLE", None)
+                   AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=metadata_database)
     plane = AwsDataPlane(SecretsManagerKeys(stack.client("secretsmanager")))
     root = Caller(access_key_id="AKIAROOT", principal_arn=f"arn:aws:iam::{ACCOUNT}:root")
     try:

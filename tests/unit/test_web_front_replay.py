@@ -5,11 +5,12 @@ from __future__ import annotations
 from contextlib import ExitStack
 from pathlib import Path
 
+import pytest
 import requests
 
 from airdock.core import tokens
 from airdock.local import used_tokens
-from support.web_front import serving
+from support.web_front import load_web_front, serving
 
 ENV = "prod"
 
@@ -34,3 +35,14 @@ def test_a_login_token_used_on_one_local_web_front_is_refused_by_another_of_the_
     with serving(environ) as restarted:
         assert sign_in(restarted, token).status_code == 403
     assert (tmp_path / "web_front" / "used-login-tokens.db").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_web_front_told_to_record_tokens_in_the_metadata_database_does_not_start_without_its_url() -> None:
+    # Falling back to memory would let a token be replayed on every other web-front task.
+    environ = {"AIRDOCK_ENVIRONMENT_NAME": ENV, "AIRDOCK_WEB_UPSTREAM": "http://127.0.0.1:9", "AIRDOCK_TOKEN_KEY": "k",
+               "AIRDOCK_WEB_FRONT_PORT": "0", "AIRDOCK_USED_TOKENS_STORE": "metadata-database"}
+    web_front = load_web_front()
+    with pytest.raises(ValueError, match="AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"):
+        web_front.Config(environ)
+    with pytest.raises(ValueError, match="only 'metadata-database'"):
+        web_front.Config({**environ, "AIRDOCK_USED_TOKENS_STORE": "dynamodb"})

@@ -22,8 +22,9 @@ The web front (images/airflow/web_front.py, MWAA's web server hostname) is one m
 service, which it finds by Cloud Map DNS (`discovery.py`). Its token key is the environment's
 secret `airdock/{Name}/web-front` (created once, at prepare), given to the task as an ECS secret
 and read by the control plane to sign tokens (`data_plane.py`). Spent web login tokens are
-recorded in the control plane's DynamoDB table (`used_tokens.py`, AIRDOCK_USED_TOKENS_TABLE), so
-every web-front task refuses a replay (tokens.ReplayGuard).
+recorded in the environment's metadata database (`used_tokens.py`, AIRDOCK_USED_TOKENS_STORE), which
+every web-front task reaches with the database secret, so each refuses a replay
+(tokens.ReplayGuard) and the user's execution role needs no permission for it.
 """
 from __future__ import annotations
 
@@ -83,7 +84,6 @@ class EcsConfig:
     partition: str = "aws"
     cpu_architecture: str = "X86_64"  # or ARM64 (Graviton: ~20 % cheaper; build the image for it)
     assign_public_ip: bool = False
-    used_tokens_table: str = ""  # where web fronts record spent login tokens (the environments table)
 
 
 def airflow_major(env: Environment) -> int:
@@ -368,10 +368,10 @@ class EcsCompute:
                 "AIRDOCK_WEB_FRONT_PORT": str(WEB_FRONT_PORT),
                 "AIRDOCK_WEB_UPSTREAM": f"http://{self.discovery.hostname(env.Name)}:{WEB_PORT}",
                 "AIRDOCK_AIRFLOW_MAJOR": str(airflow_major(env)),
-                "AIRDOCK_WEB_STATE_DIR": f"{AIRFLOW_HOME}/web_front",
+                # Spent login tokens go to the metadata database (AIRFLOW__DATABASE__SQL_ALCHEMY_CONN,
+                # a secret of every component), shared by all web-front tasks: not a task's disk.
+                "AIRDOCK_USED_TOKENS_STORE": "metadata-database",
             })
-            if self.config.used_tokens_table:
-                variables["AIRDOCK_USED_TOKENS_TABLE"] = self.config.used_tokens_table
         # Airflow serves its UI and API under the base URL's path (the environment's prefix with
         # path routing); the web front and the entrypoint get that path as AIRDOCK_WEB_BASE_PATH.
         base_url = self.web.base_url(env)

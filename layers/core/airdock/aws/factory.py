@@ -128,7 +128,6 @@ def compute_from_environ(
             account_id=settings.account_id,
             partition=settings.partition,
             cpu_architecture=env.get("AIRDOCK_CPU_ARCHITECTURE", "X86_64"),
-            used_tokens_table=env.get("AIRDOCK_TABLE_NAME", ""),
         ),
         broker=SqsBroker(client("sqs")),
         databases=databases,

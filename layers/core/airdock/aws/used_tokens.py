@@ -1,55 +1,90 @@
-"""UsedTokens (core/tokens.py) on DynamoDB: spent web login tokens in the control plane's
-`EnvironmentsTable` (template.yaml), so every web-front task of an environment behind the load
-balancer refuses a replay alike.
+"""UsedTokens (core/tokens.py) in the environment's metadata database (PostgreSQL; Aurora on AWS):
+spent web login tokens, shared by every web-front task of the environment behind the load
+balancer, so a token used on one is refused by all.
 
-Item: `Name` (the table's partition key) = `used-login-token#{environment}#{token_id}` — an
-environment name cannot contain `#`, so it never meets an environment's record — and `ExpiresAt`
-(N, epoch seconds), the table's TTL attribute, so DynamoDB deletes spent records by itself. No
-`Listing` attribute: the `ByName` index, and so ListEnvironments, never sees them.
+Why there: the web-front task runs with the environment's execution role, which is the user's
+(it syncs the user's bucket and runs the Airflow CLI on DAG code), and MWAA asks nothing of that
+role for web login. The metadata database is the one shared place the task already reaches with
+credentials Airdock owns: its `AIRFLOW__DATABASE__SQL_ALCHEMY_CONN` (an ECS secret). The worker
+drain marker uses it for the same reason (worker_drain.py).
 
-One conditional PutItem is the whole check: it succeeds for a new id, or over a record already
-past `ExpiresAt` (TTL deletion can lag by days), and fails for a live one.
+One table, created on first need (a web front may sign a browser in before anything else wrote
+to it). One INSERT is the whole check, atomic for concurrent spenders: a new id is inserted, a
+record already past its expiry is taken over, a live one is left alone and nothing is returned.
+Expired records are deleted by the sign-in that finds them, so the table stays as small as the
+number of tokens minted within a minute or so.
 
 The web-front task loads this file by path (the image copies it beside web_front.py as
-`airdock_used_tokens_dynamodb.py`): nothing from airdock, boto3 only. The task's role (the
-environment's execution role) needs `dynamodb:PutItem` on the table for these keys; README.md.
+`airdock_used_tokens_postgres.py`): nothing from airdock, psycopg2 (Airflow's PostgreSQL driver,
+in the image) imported only when a connection is opened.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-# EnvironmentsTable's key and TTL attribute (template.yaml; dynamodb_repository.NAME).
-NAME = "Name"
-EXPIRES_AT = "ExpiresAt"
-KEY_PREFIX = "used-login-token#"
+TABLE = "airdock_used_login_tokens"
+CREATE_SQL = (f"CREATE TABLE IF NOT EXISTS {TABLE} (environment TEXT NOT NULL, token_id TEXT NOT NULL, "
+              "expires_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (environment, token_id))")
+SPEND_SQL = (f"INSERT INTO {TABLE} (environment, token_id, expires_at) VALUES (%s, %s, %s) "
+             "ON CONFLICT (environment, token_id) DO UPDATE SET expires_at = EXCLUDED.expires_at "
+             f"WHERE {TABLE}.expires_at < %s RETURNING 1")
+PRUNE_SQL = f"DELETE FROM {TABLE} WHERE expires_at < %s"
+CONNECT_TIMEOUT_S = 10
+# PostgreSQL error codes: the table is missing; it (or its row type) was created concurrently:
+# duplicate_table, duplicate_object, unique_violation (on the catalog), depending on the moment.
+_UNDEFINED_TABLE = "42P01"
+_ALREADY_CREATED = {"42P07", "42710", "23505"}
 
 
-def item_key(environment: str, token_id: str) -> str:
-    return f"{KEY_PREFIX}{environment}#{token_id}"
+def libpq_url(sqlalchemy_url: str) -> str:
+    """`postgresql+psycopg2://...` (Airflow's) as libpq takes it: `postgresql://...`. Also in
+    worker_drain.py: each file is copied into the image alone, so neither can import the other."""
+    scheme, sep, rest = sqlalchemy_url.partition("://")
+    return scheme.split("+", 1)[0] + sep + rest
 
 
-class DynamoDbUsedTokens:
-    def __init__(self, table_name: str, client: Any = None) -> None:
-        """`client`: a boto3 DynamoDB client; default `boto3.client("dynamodb")` (the task's region)."""
-        if client is None:
-            import boto3
+class PostgresUsedTokens:
+    def __init__(self, database_url: str, connect: Callable[[str], Any] | None = None) -> None:
+        """`database_url`: the environment's SQLAlchemy URL (AIRFLOW__DATABASE__SQL_ALCHEMY_CONN)
+        or a libpq one. A connection per call: a sign-in is rare, and a held connection would
+        count against Aurora's limit for nothing."""
+        self.database_url = libpq_url(database_url)
+        self._connect = connect
 
-            client = boto3.client("dynamodb")
-        self.table_name = table_name
-        self.client = client
+    def connect(self) -> Any:
+        if self._connect is not None:
+            return self._connect(self.database_url)
+        import psycopg2  # in the image (Airflow's PostgreSQL driver)
+
+        return psycopg2.connect(self.database_url, connect_timeout=CONNECT_TIMEOUT_S)
 
     def spend(self, environment: str, token_id: str, expires_at: float, now: float) -> bool:
+        conn = self.connect()
         try:
-            self.client.put_item(
-                TableName=self.table_name,
-                Item={NAME: {"S": item_key(environment, token_id)},
-                      # TTL attributes are whole epoch seconds; round up so a record never
-                      # expires before the token it stands for.
-                      EXPIRES_AT: {"N": str(int(-(-expires_at // 1)))}},
-                ConditionExpression="attribute_not_exists(#n) OR #e < :now",
-                ExpressionAttributeNames={"#n": NAME, "#e": EXPIRES_AT},
-                ExpressionAttributeValues={":now": {"N": repr(float(now))}},
-            )
-        except self.client.exceptions.ConditionalCheckFailedException:
-            return False
-        return True
+            # Each statement its own transaction: the INSERT is atomic by itself, and a failed
+            # one (missing table) must not leave a transaction to roll back.
+            conn.autocommit = True
+            cur = conn.cursor()
+            try:
+                cur.execute(SPEND_SQL, (environment, token_id, float(expires_at), float(now)))
+            except Exception as exc:
+                if getattr(exc, "pgcode", None) != _UNDEFINED_TABLE:
+                    raise
+                self._create_table(cur)
+                cur.execute(SPEND_SQL, (environment, token_id, float(expires_at), float(now)))
+            spent = cur.fetchone() is not None
+            cur.execute(PRUNE_SQL, (float(now),))
+            return spent
+        finally:
+            conn.close()
+
+    @staticmethod
+    def _create_table(cur: Any) -> None:
+        # Two fronts may both find the table missing; IF NOT EXISTS alone does not stop the
+        # second CREATE from failing on the catalog's unique index, and either way it exists.
+        try:
+            cur.execute(CREATE_SQL)
+        except Exception as exc:
+            if getattr(exc, "pgcode", None) not in _ALREADY_CREATED:
+                raise

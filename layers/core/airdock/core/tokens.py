@@ -149,9 +149,9 @@ class UsedTokens(Protocol):
 
     Every web front of an environment must share one, or a login token used on one front could be
     replayed on another (on AWS several web-front tasks sit behind the load balancer). Adapters:
-    SQLite locally (airdock/local/used_tokens.py), DynamoDB on AWS (airdock/aws/used_tokens.py),
-    and MemoryUsedTokens for a lone process; tests/aws/test_port_contracts.py holds all to one
-    contract.
+    SQLite locally (airdock/local/used_tokens.py), the environment's PostgreSQL metadata database
+    on AWS (airdock/aws/used_tokens.py), and MemoryUsedTokens for a lone process;
+    tests/aws/test_port_contracts.py holds all to one contract.
     """
 
     def spend(self, environment: str, token_id: str, expires_at: float, now: float) -> bool:

@@ -76,6 +76,22 @@ class AirflowEnvError(Exception):
     pass
 
 
+def as_postgres_user(argv: list[str]) -> list[str]:
+    """`argv` of a PostgreSQL program (initdb, postgres) made runnable by this process's user."""
+    if os.geteuid() != 0:
+        return argv
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        raise AirflowEnvError("PostgreSQL refuses to run as root and `unshare` (util-linux) "
+                              "is missing: run Airdock as a non-root user or install util-linux")
+    try:
+        uid = pwd.getpwnam("nobody").pw_uid
+    except KeyError:
+        uid = 65534
+    # Inside the namespace postgres is `nobody`; files it writes belong to root outside.
+    return [unshare, "--user", f"--map-user={uid}", f"--map-group={uid}", *argv]
+
+
 def web_front_host() -> str:
     """The host name clients use for web fronts (AIRDOCK_WEB_HOSTNAME, e.g. the name on the TLS
     certificate); 127.0.0.1 by default."""
@@ -413,20 +429,6 @@ class LocalAirflowEnvironment:
 
     # ---- PostgreSQL ----------------------------------------------------------------------------
 
-    def _pg_wrap(self, argv: list[str]) -> list[str]:
-        if os.geteuid() != 0:
-            return argv
-        unshare = shutil.which("unshare")
-        if unshare is None:
-            raise AirflowEnvError("PostgreSQL refuses to run as root and `unshare` (util-linux) "
-                                  "is missing: run Airdock as a non-root user or install util-linux")
-        try:
-            uid = pwd.getpwnam("nobody").pw_uid
-        except KeyError:
-            uid = 65534
-        # Inside the namespace postgres is `nobody`; files it writes belong to root outside.
-        return [unshare, "--user", f"--map-user={uid}", f"--map-group={uid}", *argv]
-
     def _init_postgres(self) -> None:
         if not self.embedded_postgres or (self.pgdata / "PG_VERSION").is_file():
             return
@@ -437,7 +439,7 @@ class LocalAirflowEnvironment:
             pwf.write(self.secrets["db_password"] + "\n")
         try:
             out = subprocess.run(
-                dies_with_caller(self._pg_wrap([
+                dies_with_caller(as_postgres_user([
                     str(bindir / "initdb"), "-D", str(tmp), "-U", "airflow", "-E", "UTF8", "--auth-local=trust",
                     "--auth-host=scram-sha-256", f"--pwfile={pwf.name}", "--no-sync", "--no-instructions"])),
                 capture_output=True, text=True, env={**self.base_env(), "LC_ALL": "C"},
@@ -450,7 +452,7 @@ class LocalAirflowEnvironment:
 
     def _postgres_spec(self) -> ComponentSpec:
         bindir = self.runtime.postgres_bin_dir
-        argv = self._pg_wrap([
+        argv = as_postgres_user([
             str(bindir / "postgres"), "-D", str(self.pgdata), "-p", str(self.ports.postgres),
             "-c", "listen_addresses=127.0.0.1",
             # No unix socket: its path length limit (107 bytes) breaks in deep data dirs.
