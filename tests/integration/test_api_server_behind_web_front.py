@@ -19,6 +19,7 @@ from airdock.core.tokens import new_key
 from airdock.local.airflow_env import entrypoint_path
 from airdock.local.runtime import RuntimeCache
 from integration.test_local_airflow import _wait, runtime_cache  # noqa: F401
+from support.processes import stop_process
 from support.web_front import serving
 
 pytestmark = pytest.mark.airflow
@@ -58,12 +59,7 @@ def api_server(tmp_path: Path, runtime_cache: RuntimeCache) -> Iterator[str]:  #
         _wait(up, 120, "the API server", 0.5)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
         log.close()
 
 

@@ -16,6 +16,7 @@ import psycopg2
 
 from airdock.local.airflow_env import as_postgres_user, pick_free_port
 from airdock.local.supervisor import dies_with_caller
+from support.processes import stop_process
 
 # The wheel's binaries only: importing pgserver itself would set up its own server machinery.
 _PGSERVER = importlib.util.find_spec("pgserver")
@@ -58,10 +59,5 @@ def running_postgres(workdir: Path, timeout_s: float = 30.0) -> Iterator[str]:
         yield url
     finally:
         # SIGINT is PostgreSQL's fast shutdown (SIGTERM would wait for clients to leave).
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop_process(server, signal.SIGINT)
         log.close()

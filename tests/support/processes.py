@@ -1,8 +1,12 @@
-"""Find the processes that belong to an environment (or to a whole data directory)."""
+"""Find the processes that belong to an environment (or to a whole data directory); stop a test's
+child process."""
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 from pathlib import Path
+from typing import Any
 
 from airdock.local.supervisor import tagged_pids
 
@@ -43,3 +47,13 @@ def pss_mb(pids: list[int]) -> float:
             if row.startswith("Pss:"):
                 total_kb += int(row.split()[1])
     return total_kb / 1024
+
+
+def stop_process(proc: "subprocess.Popen[Any]", sig: int = signal.SIGTERM, timeout_s: float = 30) -> None:
+    """Ask a test's child process to stop with `sig`; kill it if it has not gone within the timeout."""
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
