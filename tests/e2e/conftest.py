@@ -26,6 +26,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 
 
 @pytest.fixture(scope="module")
+def clock_offset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A file of seconds the web fronts add to their clock (AIRDOCK_TOKEN_CLOCK_OFFSET_FILE), so a
+    test can expire a token without waiting."""
+    path = tmp_path_factory.mktemp("clock") / "offset"
+    path.write_text("0")
+    return path
+
+
+@pytest.fixture(scope="module")
 def mwaa(server: LiveServer) -> Any:
     return server.client()
 

@@ -30,13 +30,6 @@ DAG = "example_hello"
 
 
 @pytest.fixture(scope="module")
-def clock_offset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("clock") / "offset"
-    path.write_text("0")
-    return path
-
-
-@pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, clock_offset: Path) -> Iterator[LiveServer]:
     live = LiveServer(tmp_path_factory.mktemp("airdock-access") / "data", provision=True,
                       env={"AIRDOCK_TOKEN_CLOCK_OFFSET_FILE": str(clock_offset)}).start()

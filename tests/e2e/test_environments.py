@@ -7,14 +7,11 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
 from airdock.local.sample import EXAMPLE_DAG
-from support.airflow_rest import AirflowRest
 from support.environments import BUCKET, create, rest, wait_gone, wait_status
 from support.live_server import LiveServer
 from support.processes import processes_under as _processes_under
@@ -99,14 +96,8 @@ def test_given_a_running_task_when_a_graceful_update_replaces_the_components_the
     env = wait_status(mwaa, "e2e3", {"AVAILABLE", "UPDATE_FAILED"})
     assert env["LastUpdate"]["Status"] == "SUCCESS"
     airflow = rest(server, env)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        _, finished = airflow.call("GET", f"/dags/slow_task/dagRuns/{run['dag_run_id']}")
-        if finished.get("state") in ("success", "failed"):
-            break
-        time.sleep(2)
-    _, tis = airflow.call("GET", f"/dags/slow_task/dagRuns/{run['dag_run_id']}/taskInstances")
-    task = tis["task_instances"][0]
+    finished, instances = airflow.wait_run("slow_task", run["dag_run_id"], 120)
+    task = instances[0]
     assert (finished["state"], task["state"], task["try_number"]) == ("success", "success", 1)
 
 

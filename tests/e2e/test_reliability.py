@@ -11,7 +11,6 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
@@ -19,7 +18,7 @@ from botocore.exceptions import ClientError
 from airdock.local.sample import EXAMPLE_DAG
 from e2e.test_concurrency import PARALLEL, clients, race
 from support.airflow_rest import AirflowRest
-from support.crash import Crasher, create_args, prepare_bucket, wait_final
+from support.crash import Crasher, create_args, wait_final
 from support.processes import processes_under
 
 pytestmark = pytest.mark.airflow
@@ -144,15 +143,8 @@ def test_given_a_celery_worker_killed_mid_task_then_the_task_is_retried_and_succ
     os.killpg(worker, signal.SIGKILL)  # the worker and its pool (the task runner has a group of its own)
     killed = time.monotonic()
     # Airdock's heartbeat timeout (60 s) plus detection and retry delay; generous for a busy machine.
-    deadline = killed + 300
-    finished: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        _, finished = airflow.call("GET", f"/dags/killable/dagRuns/{run['dag_run_id']}")
-        if finished.get("state") in ("success", "failed"):
-            break
-        time.sleep(2)
-    _, tis = airflow.call("GET", f"/dags/killable/dagRuns/{run['dag_run_id']}/taskInstances")
-    task = tis["task_instances"][0]
+    finished, instances = airflow.wait_run("killable", run["dag_run_id"], killed + 300 - time.monotonic())
+    task = instances[0]
     assert (finished.get("state"), task["state"]) == ("success", "success"), (finished, task)
     assert task["try_number"] >= 2 and marker.read_text().count("start") >= 2  # the retry ran the code again
     assert _pid(crasher, "worker-1") != worker  # the supervisor started a new worker

@@ -24,13 +24,6 @@ ARTIFACTS = REPO / "artifacts"
 
 
 @pytest.fixture(scope="module")
-def clock_offset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("clock") / "offset"
-    path.write_text("0")
-    return path
-
-
-@pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, clock_offset: Path) -> Iterator[LiveServer]:
     live = LiveServer(tmp_path_factory.mktemp("airdock-sso") / "data", provision=True,
                       env={"AIRDOCK_TOKEN_CLOCK_OFFSET_FILE": str(clock_offset)}).start()
@@ -56,15 +49,20 @@ def trigger_from_page(page: Any) -> int:
     }""", DAG))
 
 
-def test_the_sso_link_signs_the_browser_into_the_airflow_ui_with_the_dag_list_visible(
-        server: LiveServer, env: dict[str, Any], browser: Any) -> None:
-    login = web_login(server, NAME)
+def signed_in_on_dag_list(browser: Any, login: dict[str, Any]) -> tuple[Any, Any]:
+    """A fresh browser context opened on the SSO link, then on the DAG list once it shows DAG."""
     context = browser.new_context()
     page = context.new_page()
     page.goto(sso_url(login))
     page.wait_for_url(lambda url: "/aws_mwaa/" not in url, timeout=30_000)
     page.goto(f"http://{login['WebServerHostname']}/dags")
     page.get_by_text(DAG).first.wait_for(timeout=60_000)
+    return context, page
+
+
+def test_the_sso_link_signs_the_browser_into_the_airflow_ui_with_the_dag_list_visible(
+        server: LiveServer, env: dict[str, Any], browser: Any) -> None:
+    context, page = signed_in_on_dag_list(browser, web_login(server, NAME))
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "sso-admin-dag-list.png"), full_page=True)
     assert "login" not in page.url
@@ -73,13 +71,7 @@ def test_the_sso_link_signs_the_browser_into_the_airflow_ui_with_the_dag_list_vi
 
 
 def test_a_viewer_sees_the_dags_but_cannot_trigger_one(server: LiveServer, env: dict[str, Any], browser: Any) -> None:
-    login = web_login(server, NAME, role="Viewer")
-    context = browser.new_context()
-    page = context.new_page()
-    page.goto(sso_url(login))
-    page.wait_for_url(lambda url: "/aws_mwaa/" not in url, timeout=30_000)
-    page.goto(f"http://{login['WebServerHostname']}/dags")
-    page.get_by_text(DAG).first.wait_for(timeout=60_000)
+    context, page = signed_in_on_dag_list(browser, web_login(server, NAME, role="Viewer"))
     page.screenshot(path=str(ARTIFACTS / "sso-viewer-dag-list.png"), full_page=True)
     assert trigger_from_page(page) == 403
     context.close()

@@ -26,6 +26,7 @@ from botocore.credentials import Credentials
 
 from airdock.local.metrics_store import SqliteMetrics
 from support.airflow_rest import AirflowRest
+from support.environments import wait_status
 from support.live_server import LiveServer
 
 pytestmark = pytest.mark.airflow
@@ -105,14 +106,8 @@ def workers_view(server: LiveServer, name: str) -> dict[str, Any]:
     return response.json()
 
 
-def wait_available(mwaa: Any, name: str, timeout: float = 600) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        env = mwaa.get_environment(Name=name)["Environment"]
-        if env["Status"] in ("AVAILABLE", "CREATE_FAILED"):
-            return env
-        time.sleep(2)
-    raise TimeoutError(f"{name} never became AVAILABLE")
+def wait_available(mwaa: Any, name: str) -> dict[str, Any]:
+    return wait_status(mwaa, name, {"AVAILABLE", "CREATE_FAILED"})
 
 
 def _ts(value: str | None) -> float | None:

@@ -46,13 +46,19 @@ class AirflowRest:
         trigger: dict[str, Any] = {"logical_date": None} if self.v3 else {}
         status, run = self.call("POST", f"/dags/{dag_id}/dagRuns", trigger)
         assert status == 200, run
-        run_id = run["dag_run_id"]
+        run, instances = self.wait_run(dag_id, run["dag_run_id"], timeout)
+        run["task_instances"] = {t["task_id"]: t for t in instances}
+        return run
+
+    def wait_run(self, dag_id: str, run_id: str, timeout: float) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Wait (up to `timeout`) for a DAG run to end; returns the run as last seen and its task
+        instances — the caller asserts on the state."""
         deadline = time.monotonic() + timeout
+        run: dict[str, Any] = {}
         while time.monotonic() < deadline:
-            status, run = self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
+            _, run = self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
             if run.get("state") in ("success", "failed"):
                 break
             time.sleep(2)
         _, tis = self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
-        run["task_instances"] = {t["task_id"]: t for t in tis["task_instances"]}
-        return run
+        return run, tis["task_instances"]

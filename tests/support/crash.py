@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import ClientError
 
+from support.environments import wait_gone, wait_status
 from support.live_server import LiveServer
 from support.processes import processes_under
 
@@ -44,27 +44,7 @@ def create_args(name: str, **extra: Any) -> dict[str, Any]:
 
 
 def wait_final(mwaa: Any, name: str, timeout: float = 900) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    env: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        env = mwaa.get_environment(Name=name)["Environment"]
-        if env["Status"] in FINAL:
-            return env
-        time.sleep(2)
-    raise TimeoutError(f"{name} stayed {env.get('Status')}: {env.get('StatusReason')}")
-
-
-def wait_gone(mwaa: Any, name: str, timeout: float = 600) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            mwaa.get_environment(Name=name)
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ResourceNotFoundException":
-                return
-            raise
-        time.sleep(1)
-    raise TimeoutError(f"{name} was never deleted")
+    return wait_status(mwaa, name, FINAL, timeout)
 
 
 class Crasher:
@@ -117,7 +97,7 @@ class Crasher:
         started = time.monotonic()
         self.mwaa.delete_environment(Name=name)
         self.kill_and_restart(run.kill_after_s)
-        wait_gone(self.mwaa, name)
+        wait_gone(self.mwaa, name, timeout=600)
         run.outcome, run.seconds = "DELETED", time.monotonic() - started
         env_dir = self.data_dir / "envs" / name
         assert not env_dir.exists(), run.line()
