@@ -22,7 +22,7 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"Refusing to bind {args.host}: pass --allow-remote to expose Airdock beyond this machine.", file=sys.stderr)
         return 2
     provision = not (args.control_plane_only or control_plane_only())
-    context = LocalContext(Path(args.data_dir), Settings.from_environ(), provision=provision)
+    context = LocalContext(Path(args.data_dir), Settings.from_environ(), provision=provision, group_commit=True)
     if not provision:
         print("Control-plane-only mode: the API and state work; environments are not provisioned (they stay CREATING).")
     endpoint = f"http://{args.host}:{args.port}"

@@ -24,6 +24,9 @@ class Operation:
     query_params: tuple[str, ...] = ()
     output: dict = field(default_factory=dict)  # JSON schema of the success body
     errors: tuple[str, ...] = ()
+    # Waits on the environment's Airflow (a network call of unbounded length) rather than
+    # answering from Airdock's own store; a host must not run it where it would hold up others.
+    reaches_airflow: bool = False
 
 
 _ARN = {"type": "object", "properties": {"Arn": {"type": "string"}}}
@@ -64,7 +67,7 @@ OPERATIONS: tuple[Operation, ...] = (
               errors=("ValidationException", "ResourceNotFoundException", "AccessDeniedException", "ServiceUnavailableException")),
     Operation("InvokeRestApi", "POST", "/restapi/{Name}", m.InvokeRestApiInput, ("Name",), output=_REST,
               errors=("ValidationException", "ResourceNotFoundException", "RestApiClientException", "RestApiServerException",
-                      "ServiceUnavailableException")),
+                      "ServiceUnavailableException"), reaches_airflow=True),
     Operation("PublishMetrics", "POST", "/metrics/environments/{EnvironmentName}", m.PublishMetricsInput, ("EnvironmentName",),
               output=_EMPTY, errors=("ValidationException", "ResourceNotFoundException", "ServiceUnavailableException")),
 )

@@ -17,6 +17,8 @@ from airdock.local.functions import load_function
 from airdock.local.lifecycle_loop import LocalLifecycleRunner, OffsetClock
 from airdock.local.logs import LocalLogs
 from airdock.local.metrics_store import SqliteMetrics
+from airdock.local.group_commit import GroupCommit
+from airdock.local.sqlite_db import SqliteDatabase
 from airdock.local.sqlite_repository import SqliteEnvironmentRepository
 
 log = logging.getLogger("airdock.local")
@@ -24,7 +26,8 @@ log = logging.getLogger("airdock.local")
 
 class LocalContext:
     def __init__(
-        self, data_dir: Path, settings: Settings, *, compute: Any | None = None, provision: bool = True
+        self, data_dir: Path, settings: Settings, *, compute: Any | None = None, provision: bool = True,
+        group_commit: bool = False,
     ) -> None:
         self.data_dir = data_dir.resolve()
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -33,7 +36,11 @@ class LocalContext:
         (self.data_dir / "envs").mkdir(exist_ok=True)
         self.settings = settings
         self.keys = KeyStore(self.data_dir, settings.account_id)
-        self.repository = SqliteEnvironmentRepository(self.data_dir / "state.db")
+        # group_commit: the host acknowledges writes only after `self.group_commit.durable()`
+        # (the local endpoint does), so commits need not fsync one by one (group_commit.py).
+        self.repository = SqliteEnvironmentRepository(
+            db=SqliteDatabase(self.data_dir / "state.db", synchronous="NORMAL" if group_commit else "FULL"))
+        self.group_commit = GroupCommit(self.repository.db.sync) if group_commit else None
         self.metrics = SqliteMetrics(db=self.repository.db)
         self.buckets = LocalBuckets(self.data_dir / "buckets")
         self.events = LocalEventLog(self.data_dir / "events.jsonl", os.environ.get("AIRDOCK_EVENTS_WEBHOOK"))

@@ -1,0 +1,169 @@
+"""Specification of group commit (local/group_commit.py): `airdock serve` acknowledges a write
+only once an fsync that ran after its commit has returned, and the writes of one turn of the event
+loop share that fsync; reads never wait for one."""
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airdock.core.settings import Settings
+from airdock.local.context import LocalContext
+from airdock.local.group_commit import GroupCommit
+from airdock.local.server import LocalEndpoint
+from airdock.local.sqlite_db import SqliteDatabase
+from support.raw_http import exchange
+
+
+def test_the_writes_of_one_turn_share_one_fsync() -> None:
+    # Given three writes waiting in the same turn of the event loop
+    syncs: list[int] = []
+    commits = GroupCommit(lambda: syncs.append(1))
+
+    async def scenario() -> None:
+        await asyncio.gather(commits.durable(), commits.durable(), commits.durable())
+
+    # When they are made durable
+    asyncio.run(scenario())
+    # Then one fsync served all three
+    assert len(syncs) == 1
+
+
+def test_a_write_after_an_fsync_waits_for_a_new_one() -> None:
+    # Given a write already made durable
+    syncs: list[int] = []
+    commits = GroupCommit(lambda: syncs.append(1))
+
+    async def scenario() -> None:
+        await commits.durable()
+        # When a later write asks for durability
+        await commits.durable()
+
+    asyncio.run(scenario())
+    # Then it is not answered by the earlier fsync
+    assert len(syncs) == 2
+
+
+def test_a_failed_fsync_fails_every_write_waiting_for_it_and_the_next_one_runs_again() -> None:
+    # Given a disk whose first fsync fails
+    calls: list[int] = []
+
+    def sync() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError(5, "Input/output error")
+
+    commits = GroupCommit(sync)
+
+    async def scenario() -> tuple[list[Any], None]:
+        failed = await asyncio.gather(commits.durable(), commits.durable(), return_exceptions=True)
+        return failed, await commits.durable()
+
+    # When two writes wait for it, then a third comes
+    failed, later = asyncio.run(scenario())
+    # Then both see the error, and the third gets a fresh fsync that succeeds
+    assert [type(error) for error in failed] == [OSError, OSError]
+    assert later is None and len(calls) == 2
+
+
+def test_sync_needs_no_wal_once_everything_is_checkpointed(tmp_path: Path) -> None:
+    # Given a database written with synchronous=NORMAL, then closed (the WAL is checkpointed away)
+    db = SqliteDatabase(tmp_path / "state.db", synchronous="NORMAL")
+    db.connection().execute("CREATE TABLE t (v TEXT)")
+    db.connection().execute("INSERT INTO t VALUES ('x')")
+    assert (tmp_path / "state.db-wal").exists()
+    db.sync()
+    db.close()
+    assert not (tmp_path / "state.db-wal").exists()
+    # When it is asked to sync again
+    db.sync()
+    # Then there is nothing to do, and the data is in the database file
+    assert sqlite3.connect(tmp_path / "state.db").execute("SELECT v FROM t").fetchall() == [("x",)]
+
+
+def _signed(context: LocalContext, method: str, path: str, body: dict[str, Any] | None = None) -> bytes:
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    data = json.dumps(body).encode() if body is not None else b""
+    request = AWSRequest(method=method, url=f"http://127.0.0.1:8787{path}", data=data,
+                         headers={"Content-Type": "application/json"})
+    key = context.keys.root
+    SigV4Auth(Credentials(key.access_key_id, key.secret_access_key), "airflow", context.settings.region).add_auth(request)
+    head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:8787\r\ncontent-length: {len(data)}\r\n"
+    head += "".join(f"{name}: {value}\r\n" for name, value in request.headers.items())
+    return head.encode() + b"\r\n" + data
+
+
+@pytest.fixture
+def endpoint(tmp_path: Path) -> tuple[LocalEndpoint, list[dict[str, Any]]]:
+    """The local endpoint over a control-plane-only context with group commit, whose fsync
+    records what the state and the client had when it ran."""
+    context = LocalContext(tmp_path / "data", Settings(), provision=False, group_commit=True)
+    (context.data_dir / "buckets" / "dags-bucket" / "dags").mkdir(parents=True)
+    endpoint = LocalEndpoint(context)
+    seen: list[dict[str, Any]] = []
+    store = context.repository.db.path
+
+    def sync() -> None:
+        rows = sqlite3.connect(store).execute("SELECT name FROM environments").fetchall()
+        seen.append({"stored": [row[0] for row in rows], "answered": list(endpoint.answered)})
+        context.repository.db.sync()
+
+    context.group_commit = GroupCommit(sync)
+    endpoint.answered = []  # type: ignore[attr-defined]
+    return endpoint, seen
+
+
+def _serve(endpoint: LocalEndpoint, request: bytes) -> bytes:
+    transport = asyncio.run(exchange(endpoint, request))
+    response = b"".join(transport.writes)
+    endpoint.answered.append(response.split(b"\r\n", 1)[0])  # type: ignore[attr-defined]
+    return response
+
+
+def test_a_write_is_answered_only_after_an_fsync_that_follows_its_commit(endpoint: Any) -> None:
+    server, seen = endpoint
+    context = server.context
+    # When an environment is created
+    response = _serve(server, _signed(context, "PUT", "/environments/durable", {
+        "ExecutionRoleArn": "arn:aws:iam::000000000000:role/r", "SourceBucketArn": "arn:aws:s3:::dags-bucket",
+        "DagS3Path": "dags", "NetworkConfiguration": {"SubnetIds": ["subnet-a", "subnet-b"]}}))
+    # Then it succeeded, and when the fsync ran the record was committed but nothing answered yet
+    assert response.startswith(b"HTTP/1.1 200"), response
+    assert seen == [{"stored": ["durable"], "answered": []}]
+
+
+def test_reads_do_not_wait_for_an_fsync(endpoint: Any) -> None:
+    server, seen = endpoint
+    # When environments are listed and one is read
+    listed = _serve(server, _signed(server.context, "GET", "/environments"))
+    missing = _serve(server, _signed(server.context, "GET", "/environments/none"))
+    # Then they are answered without any fsync
+    assert listed.startswith(b"HTTP/1.1 200") and missing.startswith(b"HTTP/1.1 404")
+    assert seen == []
+
+
+def test_a_write_whose_fsync_fails_is_an_internal_error_not_a_success(endpoint: Any) -> None:
+    server, _ = endpoint
+    context = server.context
+    _serve(server, _signed(context, "PUT", "/environments/tagged", {
+        "ExecutionRoleArn": "arn:aws:iam::000000000000:role/r", "SourceBucketArn": "arn:aws:s3:::dags-bucket",
+        "DagS3Path": "dags", "NetworkConfiguration": {"SubnetIds": ["subnet-a", "subnet-b"]}}))
+
+    def failing() -> None:
+        raise OSError(5, "Input/output error")
+
+    context.group_commit = GroupCommit(failing)
+    # When a write cannot be made durable
+    arn = "arn%3Aaws%3Aairflow%3Aus-east-1%3A000000000000%3Aenvironment%2Ftagged"
+    response = _serve(server, _signed(context, "POST", f"/tags/{arn}", {"Tags": {"a": "b"}}))
+    # Then the client is not told it succeeded, and the server goes on answering
+    assert response.startswith(b"HTTP/1.1 500"), response
+    assert b"InternalServerException" in response
+    assert _serve(server, _signed(context, "GET", "/environments/tagged")).startswith(b"HTTP/1.1 200")
