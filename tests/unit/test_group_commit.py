@@ -19,18 +19,40 @@ from airdock.local.sqlite_db import SqliteDatabase
 from support.raw_http import exchange
 
 
-def test_the_writes_of_one_turn_share_one_fsync() -> None:
-    # Given three writes waiting in the same turn of the event loop
-    syncs: list[int] = []
-    commits = GroupCommit(lambda: syncs.append(1))
+def test_the_writes_of_one_turn_share_one_fsync_and_each_gets_its_own_result() -> None:
+    # Given three writes started in the same turn of the event loop
+    log: list[str] = []
+    commits = GroupCommit(lambda: log.append("fsync"))
+
+    def work(n: int) -> int:
+        log.append(f"write {n}")
+        return n
+
+    async def scenario() -> list[int]:
+        return list(await asyncio.gather(*(commits.write(lambda n=n: work(n)) for n in (1, 2, 3))))
+
+    # When they run
+    results = asyncio.run(scenario())
+    # Then one fsync followed all three, and each caller got its own write's result
+    assert log == ["write 1", "write 2", "write 3", "fsync"]
+    assert results == [1, 2, 3]
+
+
+def test_a_turn_runs_its_reads_before_its_writes() -> None:
+    # Given a write and then a read started in the same turn
+    log: list[str] = []
+    commits = GroupCommit(lambda: log.append("fsync"))
+
+    async def read() -> None:
+        log.append("read")
 
     async def scenario() -> None:
-        await asyncio.gather(commits.durable(), commits.durable(), commits.durable())
+        await asyncio.gather(commits.write(lambda: log.append("write")), read())
 
-    # When they are made durable
+    # When the turn runs
     asyncio.run(scenario())
-    # Then one fsync served all three
-    assert len(syncs) == 1
+    # Then the read was not held up by the write, which is answered after the fsync anyway
+    assert log == ["read", "write", "fsync"]
 
 
 def test_a_write_after_an_fsync_waits_for_a_new_one() -> None:
@@ -39,13 +61,30 @@ def test_a_write_after_an_fsync_waits_for_a_new_one() -> None:
     commits = GroupCommit(lambda: syncs.append(1))
 
     async def scenario() -> None:
-        await commits.durable()
-        # When a later write asks for durability
-        await commits.durable()
+        await commits.write(lambda: None)
+        # When a later write comes
+        await commits.write(lambda: None)
 
     asyncio.run(scenario())
     # Then it is not answered by the earlier fsync
     assert len(syncs) == 2
+
+
+def test_a_failing_write_fails_alone() -> None:
+    # Given two writes of one turn, the first of which raises
+    syncs: list[int] = []
+    commits = GroupCommit(lambda: syncs.append(1))
+
+    def broken() -> None:
+        raise ValueError("broken")
+
+    async def scenario() -> list[Any]:
+        return list(await asyncio.gather(commits.write(broken), commits.write(lambda: "ok"), return_exceptions=True))
+
+    # When they run
+    first, second = asyncio.run(scenario())
+    # Then the first caller gets its error and the second its result, after the fsync
+    assert isinstance(first, ValueError) and second == "ok" and syncs == [1]
 
 
 def test_a_failed_fsync_fails_every_write_waiting_for_it_and_the_next_one_runs_again() -> None:
@@ -59,15 +98,15 @@ def test_a_failed_fsync_fails_every_write_waiting_for_it_and_the_next_one_runs_a
 
     commits = GroupCommit(sync)
 
-    async def scenario() -> tuple[list[Any], None]:
-        failed = await asyncio.gather(commits.durable(), commits.durable(), return_exceptions=True)
-        return failed, await commits.durable()
+    async def scenario() -> tuple[list[Any], Any]:
+        failed = await asyncio.gather(commits.write(lambda: 1), commits.write(lambda: 2), return_exceptions=True)
+        return list(failed), await commits.write(lambda: 3)
 
     # When two writes wait for it, then a third comes
     failed, later = asyncio.run(scenario())
     # Then both see the error, and the third gets a fresh fsync that succeeds
     assert [type(error) for error in failed] == [OSError, OSError]
-    assert later is None and len(calls) == 2
+    assert later == 3 and len(calls) == 2
 
 
 def test_sync_needs_no_wal_once_everything_is_checkpointed(tmp_path: Path) -> None:

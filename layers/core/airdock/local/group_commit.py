@@ -1,16 +1,14 @@
 """Group commit for the local endpoint: a write is acknowledged only once it is on disk, and one
-fsync makes every write committed meanwhile durable.
+fsync makes all the writes of a turn of the event loop durable.
 
 `airdock serve` opens `state.db` with `synchronous=NORMAL`: in WAL mode a commit then appends to
-the WAL without an fsync. Before a write's response is sent, `durable()` waits for an fsync of
-the WAL that runs after the write committed: one per turn of the event loop, after every request
-of that turn has been handled, so all the writes of a turn share it. What a client was told
-succeeded therefore survives a power loss, exactly as with `synchronous=FULL`, at one fsync per
-turn instead of one per commit (bench/soak.py).
+the WAL without an fsync. `GroupCommit.write` runs the writes that arrived in one turn after the
+turn's reads, then fsyncs the WAL once, then answers them. What a client was told succeeded
+therefore survives a power loss, exactly as with `synchronous=FULL`, at one fsync per turn
+instead of one per commit (bench/soak.py: read p99 48 → 30-40 ms at 50 clients).
 
-The fsync runs on the event loop itself. On a worker thread the loop would not wait for the
-disk, but the thread needs the GIL twice per fsync, and the busy loop hands it over only every
-switch interval (5 ms): writes waited ~45 ms instead of ~20 ms.
+The fsync runs on the event loop itself: on a worker thread it needs the GIL back from the busy
+loop twice per fsync, and measured no better for reads and slower for writes.
 
 Writes nobody acknowledges (a workflow's progress, metrics) are made durable by the next fsync or
 checkpoint. A power loss can lose a suffix of those; WAL replays transactions in order, so the
@@ -20,34 +18,47 @@ after a SIGKILL.
 from __future__ import annotations
 
 import asyncio
-from typing import Callable
+from typing import Any, Callable, TypeVar
+
+T = TypeVar("T")
 
 
 class GroupCommit:
     def __init__(self, sync: Callable[[], None]) -> None:
         self._sync = sync
-        self._waiting: list[asyncio.Future[None]] = []
+        self._pending: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
 
-    async def durable(self) -> None:
-        """Return once everything committed before this call is on disk (raises OSError if the
-        fsync failed)."""
+    async def write(self, work: Callable[[], T]) -> T:
+        """Run `work` (which commits to the store) with the writes of this turn of the event
+        loop, after its reads, and return its result once the fsync that follows has made it
+        durable (raises OSError if the fsync failed).
+
+        Reads go first because a write is answered after the fsync at the end of the turn in any
+        case: handled before the reads, it would only have delayed them."""
         loop = asyncio.get_running_loop()
-        if not self._waiting:
-            # call_soon queues the fsync behind the requests this turn already started.
+        if not self._pending:
+            # call_soon queues the group behind the requests this turn already started.
             loop.call_soon(self._flush)
-        waiter: asyncio.Future[None] = loop.create_future()
-        self._waiting.append(waiter)
-        await waiter
+        done: asyncio.Future[T] = loop.create_future()
+        self._pending.append((work, done))
+        return await done
 
     def _flush(self) -> None:
-        batch, self._waiting = self._waiting, []
+        group, self._pending = self._pending, []
+        results: list[tuple[asyncio.Future[Any], Any]] = []
+        for work, done in group:
+            try:
+                results.append((done, work()))
+            except Exception as exc:  # that write's failure is its caller's alone
+                if not done.done():
+                    done.set_exception(exc)
         try:
             self._sync()
         except OSError as exc:
-            for waiter in batch:
-                if not waiter.done():  # a cancelled waiter (client gone) needs no answer
-                    waiter.set_exception(exc)
-        else:
-            for waiter in batch:
-                if not waiter.done():
-                    waiter.set_result(None)
+            for done, _ in results:
+                if not done.done():  # a cancelled waiter (client gone) needs no answer
+                    done.set_exception(exc)
+            return
+        for done, result in results:
+            if not done.done():
+                done.set_result(result)

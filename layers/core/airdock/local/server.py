@@ -200,19 +200,19 @@ class LocalEndpoint:
             return
         key = keys.lookup(identity.access_key_id)
         event = _proxy_event(scope, raw_path, query, headers, body, identity.access_key_id, key.principal_arn if key else "")
+        commits = self.context.group_commit
         if raw_path.startswith(_REACHES_AIRFLOW):
             response = await asyncio.to_thread(self._handle, event)
-        else:
+        elif scope["method"] == "GET" or commits is None:
             # Every other operation answers from the SQLite store (a read is a row or a page, a
-            # write one conditional statement whose commit takes ~0.1 ms) in well under a
-            # millisecond of CPU: run it here, on the event loop. On worker threads the GIL
-            # hand-offs between them and the loop cost more than the work itself, and reads
-            # queued behind writes' time slices (bench/soak.py: 1.6k → 2.4k req/s at 50 clients,
-            # read p99 48 → 41 ms). Only calls into Airflow, of unbounded length, leave the loop.
+            # write one conditional statement) in well under a millisecond of CPU: run it here,
+            # on the event loop. On worker threads the GIL hand-offs between them and the loop
+            # cost more than the work itself (bench/soak.py). Only calls into Airflow, of
+            # unbounded length, leave the loop.
             response = self._handle(event)
-        if scope["method"] != "GET" and self.context.group_commit is not None:
-            try:  # an acknowledged write is on disk (group_commit.py)
-                await self.context.group_commit.durable()
+        else:
+            try:  # answered once on disk, with this turn's other writes (group_commit.py)
+                response = await commits.write(lambda: self._handle(event))
             except OSError as exc:
                 log.error("could not make state.db durable: %s", exc)
                 await _send_error(send, 500, "InternalServerException", "An internal error occurred. Try again later.")
