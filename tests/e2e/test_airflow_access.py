@@ -20,7 +20,7 @@ import requests
 from botocore.exceptions import ClientError
 
 from support.live_server import REPO, LiveServer
-from support.mwaa_access import (create, provider_python, run_cli, seed_bucket, sso_url, wait_available,
+from support.mwaa_access import (BUCKET, create, provider_python, run_cli, seed_bucket, sso_url, wait_available,
                                  wait_dag_visible, web_login)
 
 pytestmark = pytest.mark.airflow
@@ -163,6 +163,42 @@ def test_invoke_rest_api_refuses_paths_that_leave_the_api(server: LiveServer, en
     with pytest.raises(ClientError) as raised:
         server.client().invoke_rest_api(Name=V3, Path="/../../auth/token", Method="GET")
     assert raised.value.response["Error"]["Code"] == "ValidationException"
+
+
+# ---- the AWS autoscaler's SQL on Airflow 2's schema ---------------------------------------------------
+
+# Its first run is due in 2030: unpaused, it is scheduled demand for the SQL, and never runs here.
+FUTURE_DAG = textwrap.dedent('''
+    from datetime import datetime
+    from airflow import DAG
+    from airflow.operators.empty import EmptyOperator
+
+    with DAG("future_fanout", start_date=datetime(2030, 1, 1), schedule="@daily", catchup=False) as dag:
+        for i in range(3):
+            EmptyOperator(task_id=f"t{i}")
+''')
+
+
+def test_the_aws_autoscalers_upcoming_runs_sql_reads_an_airflow_2_metadata_database(
+        server: LiveServer, envs: dict[str, dict[str, Any]]) -> None:
+    """On AWS the autoscaler reads scheduled demand with one SQL statement through the RDS Data
+    API (aws/worker_pool.py); here it runs on the Airflow 2.11 environment's own Postgres."""
+    from datetime import datetime, timezone
+
+    from airdock.aws.worker_pool import UPCOMING_RUNS_SQL
+    from support.metadata_sql import metadata_query
+
+    (server.bucket(BUCKET) / "dags" / "future_fanout.py").write_text(FUTURE_DAG)
+    wait_dag_visible(server, V2, "future_fanout")
+    unpaused = server.client().invoke_rest_api(Name=V2, Path="/dags/future_fanout", Method="PATCH",
+                                               Body={"is_paused": False})
+    assert unpaused["RestApiResponse"]["is_paused"] is False
+
+    rows = {row[0]: row for row in metadata_query(server.data_dir, V2, "2.11.0", UPCOMING_RUNS_SQL,
+                                                  until=datetime(2031, 1, 1, tzinfo=timezone.utc).timestamp())}
+    # The first daily run of 2030-01-01 may be created once its interval has ended, on 2030-01-02;
+    # 16 is Airflow's default max_active_tasks; 3 tasks in the serialized DAG.
+    assert rows["future_fanout"] == ["future_fanout", datetime(2030, 1, 2, tzinfo=timezone.utc).timestamp(), 16, 3]
 
 
 # ---- the Airflow Amazon provider ---------------------------------------------------------------------

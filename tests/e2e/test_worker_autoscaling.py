@@ -11,8 +11,6 @@ minutes, not the production 3-minute window.
 """
 from __future__ import annotations
 
-import json
-import subprocess
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -28,6 +26,7 @@ from airdock.local.metrics_store import SqliteMetrics
 from support.airflow_rest import AirflowRest
 from support.environments import wait_status
 from support.live_server import LiveServer
+from support.metadata_sql import metadata_query
 
 pytestmark = pytest.mark.airflow
 
@@ -200,7 +199,6 @@ def test_given_a_scheduled_dag_when_its_next_run_is_due_soon_then_workers_start_
     of the DAG's next run, its 8 tasks count as demand, ceil(8 / 4) = 2 workers, before anything
     is queued — where MWAA waits for the queue."""
     from airdock.aws.worker_pool import UPCOMING_RUNS_SQL
-    from airdock.local.compute import runtime_cache_dir
     from airdock.local.metrics_collector import SqliteDecisionLog
     from airdock.local.sqlite_db import SqliteDatabase
 
@@ -234,21 +232,8 @@ def test_given_a_scheduled_dag_when_its_next_run_is_due_soon_then_workers_start_
     assert workers_view(server, name)["ScheduledTasks"] is not None
 
     # The AWS adapter's SQL reads the same from a real Airflow 3 metadata database (Postgres).
-    secrets = json.loads((server.data_dir / "envs" / name / "secrets.json").read_text())
-    ports = json.loads((server.data_dir / "envs" / name / "ports.json").read_text())
-    python = next(runtime_cache_dir().glob("airflow-3.3.2-*/bin/python"))
-    script = (
-        "import json, os, sqlalchemy\n"
-        "engine = sqlalchemy.create_engine(os.environ['URL'])\n"
-        "with engine.connect() as c:\n"
-        "    rows = c.execute(sqlalchemy.text(os.environ['SQL']), {'until': float(os.environ['UNTIL'])}).fetchall()\n"
-        "print(json.dumps([list(r) for r in rows]))\n"
-    )
-    out = subprocess.run([str(python), "-c", script], capture_output=True, text=True, timeout=60, env={
-        "URL": f"postgresql+psycopg2://airflow:{secrets['db_password']}@127.0.0.1:{ports['postgres']}/airflow",
-        "SQL": UPCOMING_RUNS_SQL, "UNTIL": str(time.time() + 3600)})
-    assert out.returncode == 0, out.stderr[-2000:]
-    rows = {r[0]: r for r in json.loads(out.stdout)}
+    found = metadata_query(server.data_dir, name, "3.3.2", UPCOMING_RUNS_SQL, until=time.time() + 3600)
+    rows = {r[0]: r for r in found}
     dag_id, due, max_active, tasks = rows["every_two_minutes"]
     assert (max_active, tasks) == (16, SCHEDULED_TASKS) and abs(due - time.time()) < 300
     assert "burst" not in rows  # paused: no run will come

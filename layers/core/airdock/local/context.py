@@ -14,10 +14,10 @@ from airdock.local.credentials import KeyStore
 from airdock.local.data_plane import LocalDataPlane
 from airdock.local.events import LocalEventLog
 from airdock.local.functions import load_function
+from airdock.local.group_commit import GroupCommit
 from airdock.local.lifecycle_loop import LocalLifecycleRunner, OffsetClock
 from airdock.local.logs import LocalLogs
 from airdock.local.metrics_store import SqliteMetrics
-from airdock.local.group_commit import GroupCommit
 from airdock.local.sqlite_db import SqliteDatabase
 from airdock.local.sqlite_repository import SqliteEnvironmentRepository
 
@@ -36,8 +36,9 @@ class LocalContext:
         (self.data_dir / "envs").mkdir(exist_ok=True)
         self.settings = settings
         self.keys = KeyStore(self.data_dir, settings.account_id)
-        # group_commit: the host acknowledges writes only after `self.group_commit.durable()`
-        # (the local endpoint does), so commits need not fsync one by one (group_commit.py).
+        # group_commit: the host runs its writes through `self.group_commit.write`, which answers
+        # them only after one fsync per group (the local endpoint does), so commits need not
+        # fsync one by one (group_commit.py). Other hosts (tests, tools) keep FULL.
         self.repository = SqliteEnvironmentRepository(
             db=SqliteDatabase(self.data_dir / "state.db", synchronous="NORMAL" if group_commit else "FULL"))
         self.group_commit = GroupCommit(self.repository.db.sync) if group_commit else None
