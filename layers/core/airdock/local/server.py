@@ -1,9 +1,10 @@
 """`airdock serve`: the local endpoint.
 
 An ASGI app that verifies SigV4 like API Gateway's AWS_IAM auth, turns each request into the API
-Gateway proxy event, runs the same Lambda handler in-process (on a worker thread) and returns its
-answer. Routing is on the raw path, so any Host header works (with or without the `api.`/`env.`/
-`ops.` prefix botocore injects).
+Gateway proxy event, runs the same Lambda handler in-process (on the event loop; InvokeRestApi,
+which waits on Airflow, on a worker thread) and returns its answer; writes are answered once on
+disk (group_commit.py). Routing is on the raw path, so any Host header works (with or without
+the `api.`/`env.`/`ops.` prefix botocore injects).
 """
 from __future__ import annotations
 
@@ -220,7 +221,7 @@ class LocalEndpoint:
         await _send_proxy_response(send, response)
 
     def _handle(self, event: dict[str, Any]) -> dict[str, Any]:
-        """Run the API function on this worker thread's own copy of it."""
+        """Run the API function on this thread's own copy of it (the loop's, or a worker's)."""
         api = getattr(self._thread_api, "module", None)
         if api is None:
             api = load_function_instance("api", f"t{threading.get_ident()}")
