@@ -5,7 +5,7 @@ fsync makes all the writes of a turn of the event loop durable.
 the WAL without an fsync. `GroupCommit.write` runs the writes that arrived in one turn after the
 turn's reads, then fsyncs the WAL once, then answers them. What a client was told succeeded
 therefore survives a power loss, exactly as with `synchronous=FULL`, at one fsync per turn
-instead of one per commit (bench/soak.py: read p99 48 → 30-40 ms at 50 clients).
+instead of one per commit, which held the loop ~27 % of its time in bench/soak.py.
 
 The fsync runs on the event loop itself: on a worker thread it needs the GIL back from the busy
 loop twice per fsync, and measured no better for reads and slower for writes.
