@@ -36,12 +36,13 @@ class RecordingTransport(asyncio.Transport):
         pass
 
 
-async def exchange(app: Any, request: bytes) -> RecordingTransport:
-    """Feed one raw request to the protocol and wait until the app's response is complete."""
+async def exchange(app: Any, request: bytes, transport: RecordingTransport | None = None) -> RecordingTransport:
+    """Feed one raw request to the protocol and wait until the app's response is complete (on
+    `transport`, if the caller wants to watch it while the app works)."""
     config = Config(app=app, http=bounded_http_protocol(), access_log=False, log_level="warning", lifespan="off")
     config.load()
     protocol = config.http_protocol_class(config=config, server_state=ServerState(), app_state={})
-    transport = RecordingTransport()
+    transport = transport or RecordingTransport()
     protocol.connection_made(transport)
     protocol.data_received(request)
     for _ in range(200):

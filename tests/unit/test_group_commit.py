@@ -16,7 +16,7 @@ from airdock.local.context import LocalContext
 from airdock.local.group_commit import GroupCommit
 from airdock.local.server import LocalEndpoint
 from airdock.local.sqlite_db import SqliteDatabase
-from support.raw_http import exchange
+from support.raw_http import RecordingTransport, exchange
 
 
 def test_the_writes_of_one_turn_share_one_fsync_and_each_gets_its_own_result() -> None:
@@ -124,85 +124,79 @@ def test_sync_needs_no_wal_once_everything_is_checkpointed(tmp_path: Path) -> No
     assert sqlite3.connect(tmp_path / "state.db").execute("SELECT v FROM t").fetchall() == [("x",)]
 
 
-def _signed(context: LocalContext, method: str, path: str, body: dict[str, Any] | None = None) -> bytes:
-    from botocore.auth import SigV4Auth
-    from botocore.awsrequest import AWSRequest
-    from botocore.credentials import Credentials
+class Endpoint:
+    """The local endpoint over a control-plane-only context with group commit, served raw HTTP on
+    a recording transport; its fsync notes what was stored and what the client had received."""
 
-    data = json.dumps(body).encode() if body is not None else b""
-    request = AWSRequest(method=method, url=f"http://127.0.0.1:8787{path}", data=data,
-                         headers={"Content-Type": "application/json"})
-    key = context.keys.root
-    SigV4Auth(Credentials(key.access_key_id, key.secret_access_key), "airflow", context.settings.region).add_auth(request)
-    head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:8787\r\ncontent-length: {len(data)}\r\n"
-    head += "".join(f"{name}: {value}\r\n" for name, value in request.headers.items())
-    return head.encode() + b"\r\n" + data
+    def __init__(self, tmp_path: Path) -> None:
+        self.context = LocalContext(tmp_path / "data", Settings(), provision=False, group_commit=True)
+        (self.context.data_dir / "buckets" / "dags-bucket" / "dags").mkdir(parents=True)
+        self.server = LocalEndpoint(self.context)
+        self.transport = RecordingTransport()
+        self.seen: list[dict[str, Any]] = []
+        self.context.group_commit = GroupCommit(self._sync)
+
+    def _sync(self) -> None:
+        rows = sqlite3.connect(self.context.repository.db.path).execute("SELECT name FROM environments").fetchall()
+        self.seen.append({"stored": [row[0] for row in rows], "received": b"".join(self.transport.writes)})
+        self.context.repository.db.sync()
+
+    def serve(self, method: str, path: str, body: dict[str, Any] | None = None) -> bytes:
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+
+        data = json.dumps(body).encode() if body is not None else b""
+        request = AWSRequest(method=method, url=f"http://127.0.0.1:8787{path}", data=data,
+                             headers={"Content-Type": "application/json"})
+        key = self.context.keys.root
+        SigV4Auth(Credentials(key.access_key_id, key.secret_access_key), "airflow",
+                  self.context.settings.region).add_auth(request)
+        head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:8787\r\ncontent-length: {len(data)}\r\n"
+        head += "".join(f"{name}: {value}\r\n" for name, value in request.headers.items())
+        self.transport = RecordingTransport()
+        asyncio.run(exchange(self.server, head.encode() + b"\r\n" + data, self.transport))
+        return b"".join(self.transport.writes)
+
+    def create(self, name: str) -> bytes:
+        return self.serve("PUT", f"/environments/{name}", {
+            "ExecutionRoleArn": "arn:aws:iam::000000000000:role/r", "SourceBucketArn": "arn:aws:s3:::dags-bucket",
+            "DagS3Path": "dags", "NetworkConfiguration": {"SubnetIds": ["subnet-a", "subnet-b"]}})
 
 
 @pytest.fixture
-def endpoint(tmp_path: Path) -> tuple[LocalEndpoint, list[dict[str, Any]]]:
-    """The local endpoint over a control-plane-only context with group commit, whose fsync
-    records what the state and the client had when it ran."""
-    context = LocalContext(tmp_path / "data", Settings(), provision=False, group_commit=True)
-    (context.data_dir / "buckets" / "dags-bucket" / "dags").mkdir(parents=True)
-    endpoint = LocalEndpoint(context)
-    seen: list[dict[str, Any]] = []
-    store = context.repository.db.path
-
-    def sync() -> None:
-        rows = sqlite3.connect(store).execute("SELECT name FROM environments").fetchall()
-        seen.append({"stored": [row[0] for row in rows], "answered": list(endpoint.answered)})
-        context.repository.db.sync()
-
-    context.group_commit = GroupCommit(sync)
-    endpoint.answered = []  # type: ignore[attr-defined]
-    return endpoint, seen
+def endpoint(tmp_path: Path) -> Endpoint:
+    return Endpoint(tmp_path)
 
 
-def _serve(endpoint: LocalEndpoint, request: bytes) -> bytes:
-    transport = asyncio.run(exchange(endpoint, request))
-    response = b"".join(transport.writes)
-    endpoint.answered.append(response.split(b"\r\n", 1)[0])  # type: ignore[attr-defined]
-    return response
-
-
-def test_a_write_is_answered_only_after_an_fsync_that_follows_its_commit(endpoint: Any) -> None:
-    server, seen = endpoint
-    context = server.context
+def test_a_write_is_answered_only_after_an_fsync_that_follows_its_commit(endpoint: Endpoint) -> None:
     # When an environment is created
-    response = _serve(server, _signed(context, "PUT", "/environments/durable", {
-        "ExecutionRoleArn": "arn:aws:iam::000000000000:role/r", "SourceBucketArn": "arn:aws:s3:::dags-bucket",
-        "DagS3Path": "dags", "NetworkConfiguration": {"SubnetIds": ["subnet-a", "subnet-b"]}}))
-    # Then it succeeded, and when the fsync ran the record was committed but nothing answered yet
+    response = endpoint.create("durable")
+    # Then it succeeded, and when the fsync ran the record was committed but nothing was sent yet
     assert response.startswith(b"HTTP/1.1 200"), response
-    assert seen == [{"stored": ["durable"], "answered": []}]
+    assert endpoint.seen == [{"stored": ["durable"], "received": b""}]
 
 
-def test_reads_do_not_wait_for_an_fsync(endpoint: Any) -> None:
-    server, seen = endpoint
+def test_reads_do_not_wait_for_an_fsync(endpoint: Endpoint) -> None:
     # When environments are listed and one is read
-    listed = _serve(server, _signed(server.context, "GET", "/environments"))
-    missing = _serve(server, _signed(server.context, "GET", "/environments/none"))
+    listed = endpoint.serve("GET", "/environments")
+    missing = endpoint.serve("GET", "/environments/none")
     # Then they are answered without any fsync
     assert listed.startswith(b"HTTP/1.1 200") and missing.startswith(b"HTTP/1.1 404")
-    assert seen == []
+    assert endpoint.seen == []
 
 
-def test_a_write_whose_fsync_fails_is_an_internal_error_not_a_success(endpoint: Any) -> None:
-    server, _ = endpoint
-    context = server.context
-    _serve(server, _signed(context, "PUT", "/environments/tagged", {
-        "ExecutionRoleArn": "arn:aws:iam::000000000000:role/r", "SourceBucketArn": "arn:aws:s3:::dags-bucket",
-        "DagS3Path": "dags", "NetworkConfiguration": {"SubnetIds": ["subnet-a", "subnet-b"]}}))
+def test_a_write_whose_fsync_fails_is_an_internal_error_not_a_success(endpoint: Endpoint) -> None:
+    endpoint.create("tagged")
 
     def failing() -> None:
         raise OSError(5, "Input/output error")
 
-    context.group_commit = GroupCommit(failing)
+    endpoint.context.group_commit = GroupCommit(failing)
     # When a write cannot be made durable
     arn = "arn%3Aaws%3Aairflow%3Aus-east-1%3A000000000000%3Aenvironment%2Ftagged"
-    response = _serve(server, _signed(context, "POST", f"/tags/{arn}", {"Tags": {"a": "b"}}))
+    response = endpoint.serve("POST", f"/tags/{arn}", {"Tags": {"a": "b"}})
     # Then the client is not told it succeeded, and the server goes on answering
     assert response.startswith(b"HTTP/1.1 500"), response
     assert b"InternalServerException" in response
-    assert _serve(server, _signed(context, "GET", "/environments/tagged")).startswith(b"HTTP/1.1 200")
+    assert endpoint.serve("GET", "/environments/tagged").startswith(b"HTTP/1.1 200")
