@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-
 from support.environments import wait_gone, wait_status
 from support.live_server import LiveServer
 from support.processes import processes_under

@@ -59,10 +59,10 @@ AIRFLOW_HOME = "/usr/local/airflow"
 CONTAINER = "airflow"
 # Worker tasks protected from scale-in for this long per renewal (ECS allows up to 48 h).
 PROTECTION_MINUTES = 60
-# Busy workers during a GRACEFUL maintenance restart: as long as the autoscaler's maximum drain.
 # How often a worker's entrypoint looks for its drain marker (worker_drain.py): a drained worker
 # stops taking tasks at most this long after the autoscaler decided so.
 DRAIN_POLL_S = 15
+# Busy workers during a GRACEFUL maintenance restart: as long as the autoscaler's maximum drain.
 RESTART_PROTECTION_MINUTES = 12 * 60
 # entrypoint.py's component names.
 ENTRYPOINT_COMPONENT = {"scheduler": "scheduler", "dag-processor": "dag-processor", "triggerer": "triggerer",

@@ -33,6 +33,8 @@ CLEAR_SQL = f"DELETE FROM {TABLE} WHERE task_arn = :task_arn"
 CHECK_SQL = f"SELECT 1 FROM {TABLE} WHERE task_arn = %s"
 # Markers older than :before whose task is not among the :live_N parameters (prune_sql).
 PRUNE_SQL = f"DELETE FROM {TABLE} WHERE since < :before"
+CONNECT_TIMEOUT_S = 10
+_UNDEFINED_TABLE = "42P01"  # PostgreSQL's error code for a missing table
 
 # (environment, sql, parameters) -> Data API answer: MetadataTaskCounts.execute.
 Execute = Callable[..., Any]
@@ -78,7 +80,8 @@ def own_task_arn(environ: dict[str, str], timeout_s: float = 5.0) -> str | None:
 
 
 def libpq_url(sqlalchemy_url: str) -> str:
-    """`postgresql+psycopg2://...` (Airflow's) as libpq takes it: `postgresql://...`."""
+    """`postgresql+psycopg2://...` (Airflow's) as libpq takes it: `postgresql://...`. Also in
+    used_tokens.py: each file is copied into the image alone, so neither can import the other."""
     scheme, sep, rest = sqlalchemy_url.partition("://")
     return scheme.split("+", 1)[0] + sep + rest
 
@@ -105,7 +108,7 @@ class MetadataDrainCheck:
             return self._connect(self.database_url)
         import psycopg2  # in the image (Airflow's PostgreSQL driver)
 
-        return psycopg2.connect(self.database_url, connect_timeout=10)
+        return psycopg2.connect(self.database_url, connect_timeout=CONNECT_TIMEOUT_S)
 
     def __call__(self) -> bool:
         conn = self.connect()
@@ -115,7 +118,7 @@ class MetadataDrainCheck:
                 cur.execute(CHECK_SQL, (self.task_arn,))
             except Exception as exc:
                 # No marker was ever written in this database: the table does not exist yet.
-                if getattr(exc, "pgcode", None) == "42P01":
+                if getattr(exc, "pgcode", None) == _UNDEFINED_TABLE:
                     return False
                 raise
             return cur.fetchone() is not None
