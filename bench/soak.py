@@ -5,9 +5,11 @@
 Each client loops without pause over a weighted mix: GetEnvironment 45 %, ListEnvironments 15 %,
 ListTagsForResource 15 % (reads), TagResource 10 %, UntagResource 10 %, CreateEnvironment 5 %
 (each create a new name). Requests are SigV4-signed like boto3's (botocore's SigV4Auth) and sent
-over one keep-alive connection per client; clients are threads spread over a few processes so the
-client side's GIL does not become what is measured. An error is any transport failure or any
-answer other than the success the call must have (every call in the mix is valid).
+over one keep-alive connection per client; clients are asyncio tasks spread over a few processes.
+(They were threads: with 12 per process on this 2-core machine, the slowest 1 % of reads spent
+~40 ms after the server had sent the answer, waiting for their thread to get the GIL back; the
+load generator was measuring itself.) An error is any transport failure or any answer other than
+the success the call must have (every call in the mix is valid).
 
 Last line: `soak: clients N, requests R, throughput T req/s, read p99 P ms, errors E`.
 Target: 0 errors and read p99 ≤ 50 ms at 50 clients.
@@ -15,106 +17,16 @@ Target: 0 errors and read p99 ≤ 50 ms at 50 clients.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
-import random
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "layers" / "core"))
-
-BUCKET = "soak-dags"
-MIX = (("get", 45), ("list", 15), ("tags", 15), ("tag", 10), ("untag", 10), ("create", 5))
-READS = {"get", "list", "tags"}
-
-
-def _create_body(name: str) -> bytes:
-    return json.dumps({
-        "ExecutionRoleArn": "arn:aws:iam::000000000000:role/soak", "SourceBucketArn": f"arn:aws:s3:::{BUCKET}",
-        "DagS3Path": "dags", "NetworkConfiguration": {"SubnetIds": ["subnet-a", "subnet-b"], "SecurityGroupIds": ["sg-1"]},
-    }).encode()
-
-
-def _client(port: int, key: tuple[str, str], names: list[str], deadline: float, seed: int,
-            out: list[tuple[str, float, bool, str]]) -> None:
-    import http.client
-
-    from botocore.auth import SigV4Auth
-    from botocore.awsrequest import AWSRequest
-    from botocore.credentials import Credentials
-
-    credentials = Credentials(*key)
-    rng = random.Random(seed)
-    kinds = [k for k, w in MIX for _ in range(w)]
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    host = f"127.0.0.1:{port}"
-    created = 0
-    while time.time() < deadline:
-        kind = rng.choice(kinds)
-        name = rng.choice(names)
-        arn = quote(f"arn:aws:airflow:us-east-1:000000000000:environment/{name}", safe="")
-        body = b""
-        if kind == "get":
-            method, path = "GET", f"/environments/{name}"
-        elif kind == "list":
-            method, path = "GET", "/environments?MaxResults=25"
-        elif kind == "tags":
-            method, path = "GET", f"/tags/{arn}"
-        elif kind == "tag":
-            method, path, body = "POST", f"/tags/{arn}", json.dumps({"Tags": {f"t{rng.randrange(5)}": "v"}}).encode()
-        elif kind == "untag":
-            method, path = "DELETE", f"/tags/{arn}?tagKeys=t{rng.randrange(5)}"
-        else:
-            created += 1
-            method, path, body = "PUT", f"/environments/soak-{seed}-{created}", _create_body("")
-        request = AWSRequest(method=method, url=f"http://{host}{path}", data=body,
-                             headers={"Content-Type": "application/json"})
-        SigV4Auth(credentials, "airflow", "us-east-1").add_auth(request)
-        started = time.perf_counter()
-        try:
-            connection.request(method, path, body=body, headers=dict(request.headers.items()))
-            response = connection.getresponse()
-            payload = response.read()
-            elapsed = time.perf_counter() - started
-            ok = response.status == 200
-            out.append((kind, elapsed, ok, "" if ok else f"{kind} {response.status} {payload[:200]!r}"))
-        except Exception as exc:  # counted as an error, and the connection is rebuilt
-            out.append((kind, time.perf_counter() - started, False, f"{kind} {exc!r}"))
-            connection.close()
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    connection.close()
-
-
-def _process(port: int, key: tuple[str, str], names: list[str], deadline: float, clients: list[int],
-             queue: Any) -> None:
-    results: list[tuple[str, float, bool, str]] = []
-    threads = [threading.Thread(target=_client, args=(port, key, names, deadline, seed, results)) for seed in clients]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    queue.put(results)
-
-
-def seed_environments(server: Any, count: int) -> list[str]:
-    bucket = server.bucket(BUCKET)
-    (bucket / "dags").mkdir(exist_ok=True)
-    client = server.client()
-    names = [f"soak-{i:03d}" for i in range(count)]
-    for name in names:
-        client.create_environment(
-            Name=name, ExecutionRoleArn="arn:aws:iam::000000000000:role/soak", SourceBucketArn=f"arn:aws:s3:::{BUCKET}",
-            DagS3Path="dags", NetworkConfiguration={"SubnetIds": ["subnet-a", "subnet-b"], "SecurityGroupIds": ["sg-1"]},
-            Tags={"soak": "yes"})
-    return names
-
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process (from /proc), to tell server cost from queueing."""
@@ -145,6 +57,7 @@ def percentile(values: list[float], p: float) -> float:
 
 def main() -> int:
     from support.live_server import LiveServer
+    from support.soak_load import READS, run_clients, seed_environments
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--clients", type=int, default=50)
@@ -161,7 +74,7 @@ def main() -> int:
             queue: Any = multiprocessing.get_context("fork").Queue()
             groups = [list(range(i, args.clients, args.processes)) for i in range(min(args.processes, args.clients))]
             processes = [multiprocessing.get_context("fork").Process(
-                target=_process, args=(server.port, key, names, deadline, group, queue)) for group in groups]
+                target=run_clients, args=(server.port, key, names, deadline, group, queue)) for group in groups]
             cpu_before = cpu_seconds(server.process.pid)
             wait_before = run_queue_wait_seconds(server.process.pid)
             started = time.time()

@@ -36,14 +36,20 @@ class RecordingTransport(asyncio.Transport):
         pass
 
 
-async def exchange(app: Any, request: bytes, transport: RecordingTransport | None = None) -> RecordingTransport:
-    """Feed one raw request to the protocol and wait until the app's response is complete (on
-    `transport`, if the caller wants to watch it while the app works)."""
+def protocol_for(app: Any, transport: RecordingTransport) -> Any:
+    """The protocol `airdock serve` runs, connected to `transport` (call inside an event loop)."""
     config = Config(app=app, http=bounded_http_protocol(), access_log=False, log_level="warning", lifespan="off")
     config.load()
     protocol = config.http_protocol_class(config=config, server_state=ServerState(), app_state={})
-    transport = transport or RecordingTransport()
     protocol.connection_made(transport)
+    return protocol
+
+
+async def exchange(app: Any, request: bytes, transport: RecordingTransport | None = None) -> RecordingTransport:
+    """Feed one raw request to the protocol and wait until the app's response is complete (on
+    `transport`, if the caller wants to watch it while the app works)."""
+    transport = transport or RecordingTransport()
+    protocol = protocol_for(app, transport)
     protocol.data_received(request)
     for _ in range(200):
         await asyncio.sleep(0)

@@ -45,3 +45,53 @@ def test_request_ids_are_distinct_version_4_uuids() -> None:
     # Then each is a canonical version-4 UUID and none repeats
     assert all(str(uuid.UUID(value)) == value and uuid.UUID(value).version == 4 for value in ids)
     assert len(set(ids)) == len(ids)
+
+
+async def _answer_after_reading(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    from airdock.local.server import _send_json
+
+    message = await receive()
+    await _send_json(send, 200, {"received": message.get("body", b"").decode()})
+
+
+def test_an_answer_leaves_in_one_write_head_and_body_together() -> None:
+    # Given an app that answers with a head and then a body (two ASGI sends)
+    # When a request is served
+    transport = asyncio.run(exchange(_answer_after_reading, GET))
+    # Then the transport got a single write holding the whole answer (one send() on the socket)
+    assert len(transport.writes) == 1
+    head, body = transport.writes[0].split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200 OK") and body == b'{"received": ""}'
+
+
+def test_a_100_continue_goes_out_before_the_app_has_answered() -> None:
+    # Given a request that asks for 100 Continue before its body
+    request = (b"PUT /environments/x HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: 100-continue\r\n"
+               b"Content-Length: 2\r\n\r\n{}")
+    # When it is served
+    transport = asyncio.run(exchange(_answer_after_reading, request))
+    # Then the interim answer was written on its own, first, and the final answer after it
+    assert transport.writes[0] == b"HTTP/1.1 100 Continue\r\n\r\n"
+    assert len(transport.writes) == 2 and transport.writes[1].startswith(b"HTTP/1.1 200 OK")
+    assert transport.writes[1].endswith(b'{"received": "{}"}')
+
+
+def test_what_is_written_before_the_connection_closes_is_sent_first() -> None:
+    # Given a head so large that the protocol refuses it (a write, then a close, outside any answer)
+    from airdock.local.server import MAX_HEAD_BYTES
+
+    request = b"GET / HTTP/1.1\r\nX-Big: " + b"a" * (MAX_HEAD_BYTES + 10)
+    # When the head arrives in two reads (the second one is refused)
+    async def serve() -> Any:
+        from support.raw_http import RecordingTransport, protocol_for
+
+        transport = RecordingTransport()
+        protocol = protocol_for(_answer_after_reading, transport)
+        protocol.data_received(request[: MAX_HEAD_BYTES + 5])
+        protocol.data_received(request[MAX_HEAD_BYTES + 5:])
+        return transport
+
+    transport = asyncio.run(serve())
+    # Then the 431 answer reached the transport before it closed
+    assert transport.closed
+    assert b"".join(transport.writes).startswith(b"HTTP/1.1 431 ")

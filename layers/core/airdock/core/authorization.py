@@ -24,8 +24,8 @@ Resources, as MWAA's IAM reference defines them:
   (`allowed_airflow_roles`);
 - ListEnvironments: `*` (no resource-level permission, as in IAM).
 
-Where it runs: locally the API handler calls `Authorizer.authorize` once per request (a global
-middleware in functions/api/app.py) with the policies of the signing access key (managed with
+Where it runs: locally the API handler calls `Authorizer.authorize` once per request (every route
+of functions/api/app.py is registered through `_operation`, which does it) with the policies of the signing access key (managed with
 `airdock keys`). On AWS, API Gateway's AWS_IAM authorization makes IAM evaluate the caller's real
 policies before the Lambda runs, so the AWS wiring installs no authorizer; a deployment that
 fronts Airdock differently can feed the same `Authorizer` from its own `PolicySource`.
@@ -37,7 +37,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal, Protocol
-from urllib.parse import unquote
+
+from airdock.core.paths import CACHED_LENGTH, percent_decode
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError as PydanticValidationError, field_validator, model_validator
 
@@ -250,13 +251,19 @@ def _routes() -> tuple[_Route, ...]:
 
 def target_of(method: str, path: str) -> Target | None:
     """The operation a request path names (from the operations table), or None if none does."""
+    # Cached like paths.percent_decode, and for the same reason (a Target is immutable).
+    return _target_of(method, path) if len(path) <= CACHED_LENGTH else _target_of.__wrapped__(method, path)
+
+
+@lru_cache(maxsize=4096)
+def _target_of(method: str, path: str) -> Target | None:
     for route in _routes():
         if route.method != method.upper():
             continue
         found = route.pattern.fullmatch(path)
         if found is None:
             continue
-        values = {p: unquote(v) for p, v in zip(route.params, found.groups())}
+        values = {p: percent_decode(v) for p, v in zip(route.params, found.groups())}
         return Target(route.operation, values.get("Name") or values.get("EnvironmentName"), values.get("ResourceArn"))
     return None
 

@@ -64,6 +64,8 @@ _PRESIGN_MARKERS = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature")
 # Canonical text can carry whatever a caller decoded from the wire; these handlers make encoding
 # total so odd bytes yield a signature mismatch instead of an exception.
 _PATH_ERRORS = "surrogateescape"
+# Characters quote(..., safe="/~") leaves as they are, and '%', which it encodes as '%25'.
+_QUOTED_ONLY_PERCENT = re.compile(r"[A-Za-z0-9_.~/%-]+")
 _TEXT_ERRORS = "surrogatepass"
 
 
@@ -437,6 +439,10 @@ def _describe(span: timedelta) -> str:
 
 def _canonical_uri(raw_path: str) -> str:
     normalized = _remove_dot_segments(raw_path) if raw_path else "/"
+    if _QUOTED_ONLY_PERCENT.fullmatch(normalized):
+        # The usual path (boto3 percent-encodes every ARN): quote would keep each character but
+        # '%', at a pure-Python loop per byte.
+        return normalized.replace("%", "%25")
     return quote(normalized or "/", safe="/~", errors=_PATH_ERRORS)
 
 
