@@ -55,7 +55,6 @@ def bounded_http_protocol() -> type:
     class BoundedHttpToolsProtocol(HttpToolsProtocol):  # type: ignore[misc]
         _in_head = True
         _head_bytes = 0  # bytes received while the head is incomplete (bounds memory)
-        _head_len = 0    # exact size of the URL and headers parsed so far (decides the 431)
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(OneSendPerAnswer(transport))
@@ -73,23 +72,13 @@ def bounded_http_protocol() -> type:
                 self._head_bytes += len(data)
             super().data_received(data)
 
-        def on_message_begin(self) -> None:
-            super().on_message_begin()
-            self._head_len = 0
-
-        def on_url(self, url: bytes) -> None:
-            self._head_len += len(url)
-            super().on_url(url)
-
-        def on_header(self, name: bytes, value: bytes) -> None:
-            self._head_len += len(name) + len(value) + 4
-            super().on_header(name, value)
-
         def on_headers_complete(self) -> None:
             self._in_head = False
             # A head that arrived in few large reads passes the memory check above; its exact
-            # size goes to the app, which answers 431 before touching the request.
-            self.scope["airdock.head_bytes"] = self._head_len  # type: ignore[typeddict-unknown-key]
+            # size (the URL and the headers uvicorn collected) goes to the app, which answers
+            # 431 before touching the request.
+            size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+            self.scope["airdock.head_bytes"] = size  # type: ignore[typeddict-unknown-key]
             super().on_headers_complete()
 
         def on_message_complete(self) -> None:
