@@ -25,10 +25,11 @@ Resources, as MWAA's IAM reference defines them:
 - ListEnvironments: `*` (no resource-level permission, as in IAM).
 
 Where it runs: locally the API handler calls `Authorizer.authorize` once per request (every route
-of functions/api/app.py is registered through `_operation`, which does it) with the policies of the signing access key (managed with
-`airdock keys`). On AWS, API Gateway's AWS_IAM authorization makes IAM evaluate the caller's real
-policies before the Lambda runs, so the AWS wiring installs no authorizer; a deployment that
-fronts Airdock differently can feed the same `Authorizer` from its own `PolicySource`.
+of functions/api/app.py is registered through `_operation`, which does it) with the policies of
+the signing access key (managed with `airdock keys`). On AWS, API Gateway's AWS_IAM authorization
+makes IAM evaluate the caller's real policies before the Lambda runs, so the AWS wiring installs
+no authorizer; a deployment that fronts Airdock differently can feed the same `Authorizer` from
+its own `PolicySource`.
 """
 from __future__ import annotations
 
@@ -38,11 +39,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal, Protocol
 
-from airdock.core.paths import CACHED_LENGTH, percent_decode
-
 from pydantic import BaseModel, ConfigDict, Field, ValidationError as PydanticValidationError, field_validator, model_validator
 
 from airdock.core.errors import AccessDenied, ValidationError
+from airdock.core.paths import CACHED_LENGTH, percent_decode
 from airdock.core.ports import Caller
 from airdock.core.tokens import AIRFLOW_ROLES
 

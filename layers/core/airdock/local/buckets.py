@@ -17,9 +17,9 @@ class LocalBuckets:
     def path(self, bucket: str, key: str = "", version: str | None = None) -> Path:
         # os.path on strings, and the root resolved once: pathlib's resolve() cost two fifths of
         # a CreateEnvironment (bench/soak.py). The checks are the same.
-        if self._real_root is None:
-            self._real_root = os.path.realpath(self.root)
-        root = self._real_root
+        root = self._real_root or os.path.realpath(self.root)
+        if self._real_root is None and os.path.isdir(root):  # kept once the folder exists
+            self._real_root = root
         base = os.path.realpath(os.path.join(root, bucket))
         # The bucket is one folder directly under the buckets root: names like '..' or '.'
         # (which MWAA's SourceBucketArn pattern lets through) must not reach the data dir.
