@@ -12,6 +12,7 @@ from urllib.parse import quote
 BUCKET = "soak-dags"
 MIX = (("get", 45), ("list", 15), ("tags", 15), ("tag", 10), ("untag", 10), ("create", 5))
 READS = {"get", "list", "tags"}
+TIMEOUT_S = 30  # an answer slower than this counts as an error (the connection is rebuilt)
 
 
 def _create_body() -> bytes:
@@ -67,7 +68,7 @@ async def client(port: int, key: tuple[str, str], names: list[str], deadline: fl
                 connection = await asyncio.open_connection("127.0.0.1", port)
             reader, writer = connection
             writer.write(head.encode() + body)
-            status, payload = await _response(reader)
+            status, payload = await asyncio.wait_for(_response(reader), TIMEOUT_S)
             elapsed = time.perf_counter() - started
             ok = status == 200
             out.append((kind, elapsed, ok, "" if ok else f"{kind} {status} {payload[:200]!r}"))
