@@ -682,3 +682,15 @@ def test_random_garbage_requests_raise_only_sigv4_errors(signed: Wire) -> None:
             wire = wire.with_header(rng.choice(["X-Amz-Date", "Date", "X-Amz-Content-SHA256", noise(8)]), noise())
         # When verified / Then it never escapes as anything but a SigV4Error
         rejection(wire, now=signed.signed_at)
+
+
+def test_the_canonical_uri_is_what_botocore_signs_for_any_path() -> None:
+    # Given many random paths over unreserved characters, '%', '/', dots and others that need quoting
+    from airdock.local.sigv4 import _canonical_uri, _remove_dot_segments
+
+    rng = random.Random(20261130)
+    alphabet = "abcXYZ019_.~-/%:@+! é"
+    paths = ["/" + "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 40))) for _ in range(20_000)]
+    # Then each canonical URI equals quote() of the normalized path (the fast path included)
+    for path in paths:
+        assert _canonical_uri(path) == quote(_remove_dot_segments(path) or "/", safe="/~", errors="surrogateescape"), path
