@@ -358,3 +358,27 @@ def test_given_a_recovery_that_timed_out_then_the_lifecycle_tick_retries_it_and_
         assert transitions(again, "slow")[-2:] == [("AVAILABLE", "UNAVAILABLE"), ("UNAVAILABLE", "AVAILABLE")]
     finally:
         again.close()
+
+
+def test_a_write_between_the_last_read_and_the_delete_does_not_fail_the_delete(
+        context: LocalContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given an environment being deleted, and a write (progress text) that lands right before the
+    # delete's first attempt to remove the record
+    create(context, "raced")
+    context.service.transition("raced", "DELETING")
+    original_delete = context.repository.delete
+    attempts: list[int] = []
+
+    def delete_after_a_concurrent_write(name: str, version: int) -> None:
+        attempts.append(version)
+        if len(attempts) == 1:
+            context.service.update_internal(name, lambda record: record.internal.update(progress="stopping"))
+        original_delete(name, version)
+
+    monkeypatch.setattr(context.repository, "delete", delete_after_a_concurrent_write)
+    # When the delete's last step runs
+    context.service.forget("raced")
+    # Then it read the record again and removed it, and DELETED was announced once
+    assert len(attempts) == 2 and attempts[1] == attempts[0] + 1
+    assert context.repository.get("raced") is None
+    assert [s for _, s in transitions(context, "raced")].count("DELETED") == 1

@@ -310,12 +310,20 @@ class EnvironmentService:
         return self._mutate(name, mutate)
 
     def forget(self, name: str) -> None:
-        """The last step of a delete: the record goes; GetEnvironment answers 404 from now on."""
-        record = self.repository.get(name)
-        if record is None:
-            return
-        status.check_transition(record.environment.Status, status.DELETED)
-        self.repository.delete(name, record.version)
+        """The last step of a delete: the record goes; GetEnvironment answers 404 from now on.
+        A write that lands between the read and the delete (progress text, a health check) is
+        no reason to fail the delete: it is read again, as `transition` and `_mutate` do."""
+        for attempt in range(_RETRIES):
+            record = self.repository.get(name)
+            if record is None:
+                return
+            status.check_transition(record.environment.Status, status.DELETED)
+            try:
+                self.repository.delete(name, record.version)
+                break
+            except ConcurrentModification:
+                if attempt == _RETRIES - 1:
+                    raise
         deleted = record.environment.model_copy(update={"Status": status.DELETED})
         self._emit(deleted, previous=record.environment.Status)
 
