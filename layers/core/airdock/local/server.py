@@ -60,8 +60,7 @@ def bounded_http_protocol() -> type:
             super().connection_made(OneSendPerAnswer(transport))
 
         def on_response_complete(self) -> None:
-            if isinstance(self.transport, OneSendPerAnswer):
-                self.transport.flush()
+            self.transport.flush()  # the OneSendPerAnswer connection_made put in place
             super().on_response_complete()
 
         def data_received(self, data: bytes) -> None:
