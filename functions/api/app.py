@@ -18,7 +18,7 @@ import pydantic_core
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 
 from airdock.core.authorization import target_of
-from airdock.core.errors import AirdockError, InternalError, ResourceNotFound, ValidationError
+from airdock.core.errors import AirdockError, InternalError, ValidationError
 from airdock.core.models import (
     CreateEnvironmentInput,
     InvokeRestApiInput,

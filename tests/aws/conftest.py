@@ -161,7 +161,7 @@ def metadata_database(postgres_server: str) -> str:
 
     import psycopg2
 
-    from airdock.aws.used_tokens import libpq_url
+    from airdock_runtime.used_tokens_postgres import libpq_url
 
     name = f"airdock_db_{secrets.token_hex(4)}"
     admin = psycopg2.connect(libpq_url(postgres_server))

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from airdock.aws import naming, worker_drain
+from airdock.aws import naming
+from airdock_runtime import drain as worker_drain
 from airdock.aws.factory import build_autoscaler_adapters, publish_task_metrics
 from airdock.aws.worker_pool import DRAINING_TAG, RELEASED_TAG, TASK_COUNTS_SQL, UPCOMING_RUNS_SQL
 from airdock.core import autoscaling

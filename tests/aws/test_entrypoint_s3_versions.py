@@ -11,12 +11,12 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from support.modules import ENTRYPOINT, load_by_path
+from airdock_runtime import entrypoint as entrypoint_module
 
 
 @pytest.fixture
 def entrypoint() -> Any:
-    return load_by_path(ENTRYPOINT, "airdock_entrypoint_under_test")
+    return entrypoint_module
 
 
 def _zip(name: str, text: str) -> bytes:

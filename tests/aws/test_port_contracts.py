@@ -219,15 +219,15 @@ def used_tokens(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], 
     """A new handle on one shared record per call: another web front (task, process) of the
     environment. A process-local record has one handle only."""
     if request.param == "postgres":
-        from airdock.aws.used_tokens import PostgresUsedTokens
+        from airdock_runtime.used_tokens_postgres import PostgresUsedTokens
 
         url = request.getfixturevalue("metadata_database")  # a new, empty metadata database
         return lambda: PostgresUsedTokens(url)
     if request.param == "local":
-        from airdock.local.used_tokens import SqliteUsedTokens
+        from airdock_runtime.used_tokens_sqlite import SqliteUsedTokens
 
         return lambda: SqliteUsedTokens(tmp_path / "web_front" / "used-login-tokens.db")
-    from airdock.core.tokens import MemoryUsedTokens
+    from airdock_runtime.tokens import MemoryUsedTokens
 
     only = MemoryUsedTokens()
     return lambda: only
@@ -275,7 +275,7 @@ def test_used_tokens_of_concurrent_spenders_of_one_token_exactly_one_wins(used_t
 def test_postgres_used_tokens_past_their_expiry_are_deleted_by_a_later_sign_in(metadata_database: str) -> None:
     import psycopg2
 
-    from airdock.aws.used_tokens import TABLE, PostgresUsedTokens, libpq_url
+    from airdock_runtime.used_tokens_postgres import TABLE, PostgresUsedTokens, libpq_url
 
     record = PostgresUsedTokens(metadata_database)
     assert record.spend("analytics", "old", SPENT_AT + 60, SPENT_AT) is True
@@ -297,7 +297,7 @@ def test_postgres_used_tokens_refuse_a_database_they_cannot_reach_instead_of_acc
 
     import psycopg2
 
-    from airdock.aws.used_tokens import PostgresUsedTokens
+    from airdock_runtime.used_tokens_postgres import PostgresUsedTokens
 
     url = urllib.parse.urlsplit(metadata_database)
     wrong_password = url._replace(netloc=f"{url.username}:wrong@{url.hostname}:{url.port}").geturl()

@@ -12,7 +12,7 @@ import requests
 
 from airdock.aws import naming
 from airdock.aws.data_plane import AwsDataPlane, SecretsManagerKeys
-from airdock.core import tokens
+from airdock_runtime import tokens
 from airdock.core.ports import Caller, EnvironmentRecord
 from aws.conftest import ACCOUNT, Stack
 from aws.test_adapters import _services, _up, environment

@@ -7,7 +7,7 @@ from contextlib import ExitStack
 
 import requests
 
-from airdock.core import tokens
+from airdock_runtime import tokens
 from aws.conftest import Stack
 from aws.test_adapters import _services, _up, environment
 from aws.test_web_front_aws import _container, _task_environment

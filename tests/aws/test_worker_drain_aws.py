@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from airdock.aws import naming, worker_drain
+from airdock.aws import naming
+from airdock_runtime import drain as worker_drain
 from airdock.aws.factory import build_autoscaler_adapters, prune_drain_markers
 from airdock.aws.worker_pool import DRAINING_TAG
 from airdock.core import autoscaling

@@ -104,7 +104,7 @@ def test_an_expired_login_link_is_refused(server: LiveServer, env: dict[str, Any
 
 
 def test_a_login_token_of_another_environment_or_a_garbled_one_is_refused(server: LiveServer, env: dict[str, Any]) -> None:
-    from airdock.core import tokens
+    from airdock_runtime import tokens
 
     foreign = tokens.mint_web_token(tokens.new_key(), NAME, "root", "root", "Admin")
     for token in (foreign, "garbage", ""):

@@ -15,8 +15,8 @@ import pytest
 import requests
 
 from airdock.aws.compute import API_SERVER_PROXY_ARGS
-from airdock.core.tokens import new_key
-from airdock.local.airflow_env import entrypoint_path
+from airdock_runtime.tokens import new_key
+from airdock.local.airflow_env import entrypoint_argv
 from airdock.local.runtime import RuntimeCache
 from integration.test_local_airflow import _wait, runtime_cache  # noqa: F401
 from support.processes import stop_process
@@ -44,7 +44,7 @@ def api_server(tmp_path: Path, runtime_cache: RuntimeCache) -> Iterator[str]:  #
     }
     subprocess.run([str(runtime.airflow), "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
     log = (tmp_path / "api-server.log").open("w")
-    proc = subprocess.Popen([str(runtime.python), str(entrypoint_path())], env=env, stdout=log,
+    proc = subprocess.Popen(entrypoint_argv(runtime.python), env=env, stdout=log,
                             stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from airdock.local.airflow_env import AirflowEnvSpec, LocalAirflowEnvironment, entrypoint_path
+from airdock.local.airflow_env import AirflowEnvSpec, LocalAirflowEnvironment, entrypoint_argv
 from airdock.local.runtime import RuntimeBuildError, RuntimeCache
 from airdock.local.supervisor import (ComponentSpec, ComponentState, Supervisor, SupervisorClosed, reap_orphans,
                                       session_members, tagged_pids)
@@ -429,7 +429,7 @@ def test_entrypoint_prepares_configures_runs_and_forwards_sigterm(tmp_path: Path
         AIRDOCK_AIRFLOW_CONFIG_OPTIONS=json.dumps({"core.dag_concurrency": "7", "celery.worker_autoscale": "5,5"}),
         AIRDOCK_COMPONENT_ARGS=json.dumps(["--concurrency", "3"]),
     )
-    proc = subprocess.Popen([sys.executable, str(entrypoint_path()), "celery-worker"], env=env,
+    proc = subprocess.Popen(entrypoint_argv(Path(sys.executable), "celery-worker"), env=env,
                             stderr=subprocess.PIPE, text=True)
     try:
         _wait(lambda: (tmp_path / "running").exists(), 15, "the component to start", 0.1)
@@ -461,7 +461,7 @@ def test_entrypoint_refuses_zip_slip(tmp_path: Path) -> None:
         zf.writestr("ok.py", "")
         zf.writestr("../../escaped.py", "")
     env = _entrypoint_env(tmp_path, AIRDOCK_PLUGINS_ZIP=str(plugins))
-    out = subprocess.run([sys.executable, str(entrypoint_path()), "scheduler"], env=env,
+    out = subprocess.run(entrypoint_argv(Path(sys.executable), "scheduler"), env=env,
                          capture_output=True, text=True, timeout=30)
     assert out.returncode != 0
     assert "outside the plugins folder" in out.stderr
@@ -473,7 +473,7 @@ def test_entrypoint_failing_startup_script_stops_the_start(tmp_path: Path) -> No
     startup = tmp_path / "startup.sh"
     startup.write_text("echo about to fail\nreturn 4\n")
     env = _entrypoint_env(tmp_path, AIRDOCK_STARTUP_SCRIPT=str(startup))
-    out = subprocess.run([sys.executable, str(entrypoint_path()), "triggerer"], env=env,
+    out = subprocess.run(entrypoint_argv(Path(sys.executable), "triggerer"), env=env,
                          capture_output=True, text=True, timeout=30)
     assert out.returncode != 0 and "startup script" in out.stderr
     assert not (tmp_path / "running").exists()

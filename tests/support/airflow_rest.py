@@ -8,7 +8,7 @@ from typing import Any
 
 import requests
 
-from airdock.local.airflow_auth import basic_auth_header, mint_airflow_jwt
+from airdock_runtime.airflow_auth import basic_auth_header, mint_airflow_jwt
 
 
 class AirflowRest:

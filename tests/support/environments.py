@@ -2,14 +2,12 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from support.airflow_rest import AirflowRest
 from support.live_server import LiveServer
-from support.processes import processes_under
 
 BUCKET = "airdock-e2e"
 ROLE = "arn:aws:iam::000000000000:role/airdock-e2e"

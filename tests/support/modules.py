@@ -1,5 +1,5 @@
-"""Load a file that is not part of an importable package (the image's entrypoint and web front, a
-Lambda handler) as a module of its own, the way its runtime loads it."""
+"""Load a file that is not part of an importable package (a Lambda handler) as a module of its own,
+the way its runtime loads it."""
 from __future__ import annotations
 
 import importlib.util
@@ -7,8 +7,6 @@ from pathlib import Path
 from types import ModuleType
 
 REPO = Path(__file__).resolve().parents[2]
-ENTRYPOINT = REPO / "images" / "airflow" / "entrypoint.py"
-WEB_FRONT = REPO / "images" / "airflow" / "web_front.py"
 
 
 def load_by_path(path: Path, name: str) -> ModuleType:

@@ -1,5 +1,5 @@
-"""The environment's web front (images/airflow/web_front.py) run in the test process, as the
-entrypoint runs it: loaded by path, since it is no part of the airdock package."""
+"""The environment's web front (airdock_runtime.web_front) run in the test process, as the
+entrypoint runs it."""
 from __future__ import annotations
 
 import threading
@@ -7,11 +7,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
 
-from support.modules import WEB_FRONT, load_by_path
+from airdock_runtime import web_front as web_front_module
 
 
 def load_web_front() -> ModuleType:
-    return load_by_path(WEB_FRONT, "web_front")
+    return web_front_module
 
 
 @contextmanager

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from airdock.aws import worker_drain
-from support.modules import ENTRYPOINT, load_by_path
+from airdock_runtime import drain as worker_drain
+from airdock_runtime import entrypoint as entrypoint_module
 
 FAKE_CELERY = """
 import os, signal, sys, time
@@ -42,7 +42,7 @@ write("task finished")
 
 @pytest.fixture(scope="module")
 def entrypoint() -> Any:
-    return load_by_path(ENTRYPOINT, "airdock_entrypoint_drain_under_test")
+    return entrypoint_module
 
 
 class Worker:

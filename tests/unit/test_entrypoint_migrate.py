@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-ENTRYPOINT = Path(__file__).resolve().parents[2] / "images" / "airflow" / "entrypoint.py"
 
 FAKE_AIRFLOW = """#!{python}
 import json, os, sys
@@ -47,7 +46,7 @@ def airflow(tmp_path: Path) -> dict[str, str]:
 
 
 def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(ENTRYPOINT), *args], env=env, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-P", "-m", "airdock_runtime.entrypoint", *args], env=env, capture_output=True, text=True,
                           timeout=60)
 
 

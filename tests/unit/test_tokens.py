@@ -1,19 +1,14 @@
 """CLI and web login tokens: signed, scoped to one environment, short-lived, web tokens used once."""
 from __future__ import annotations
 
-import ast
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-from airdock.core import tokens
+from airdock_runtime import tokens
 from airdock.core.airflow_access import airflow_identity, airflow_role, iam_identity
 from airdock.core.errors import AccessDenied, ValidationError
 from airdock.core.ports import Caller
-from airdock.aws import used_tokens as postgres_used_tokens
-from airdock.local import used_tokens
 
 KEY = tokens.new_key()
 NOW = 1_800_000_000.0
@@ -107,18 +102,6 @@ def test_the_offset_clock_reads_its_file_on_every_call(tmp_path: Path) -> None:
     offset.write_text("61")
     assert clock() - tokens.time.time() > 60
     assert tokens.offset_clock(None) is tokens.time.time
-
-
-@pytest.mark.parametrize(("module", "runtime_packages"), [(tokens, set()), (used_tokens, set()),
-                                                        (postgres_used_tokens, {"psycopg2"})])
-def test_the_modules_the_web_front_loads_import_only_the_standard_library(
-        module: ModuleType, runtime_packages: set[str]) -> None:
-    # The web front loads them inside the Airflow runtime, where airdock and pydantic are absent;
-    # psycopg2 is Airflow's PostgreSQL driver, there wherever a metadata database is.
-    tree = ast.parse(Path(module.__file__ or "").read_text())
-    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
-    imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
-    assert imported <= set(sys.stdlib_module_names) | {"__future__"} | runtime_packages, imported
 
 
 # ---- who the caller is in Airflow -------------------------------------------------------------------

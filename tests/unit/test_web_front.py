@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import requests
 
-from airdock.core import tokens
+from airdock_runtime import tokens
 from support.web_front import load_web_front
 
 ENV = "prod"

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from airdock.core import tokens
-from airdock.local import used_tokens
+from airdock_runtime import tokens
+from airdock_runtime import used_tokens_sqlite as used_tokens
 from support.web_front import load_web_front, serving
 
 ENV = "prod"

@@ -50,7 +50,7 @@ from airdock.core import catalog
 from airdock.core.errors import ProvisioningError
 from airdock.core.models import Environment
 from airdock.core.ports import Health
-from airdock.core.tokens import new_key as new_token_key
+from airdock_runtime.tokens import new_key as new_token_key
 
 log = logging.getLogger(__name__)
 
@@ -445,7 +445,7 @@ class EcsCompute:
             }
         elif component != "migrate":
             container["healthCheck"] = {
-                "command": ["CMD", "python", "/opt/airdock/healthcheck.py"],
+                "command": ["CMD", "python", "-m", "airdock_runtime.healthcheck"],
                 "interval": 60, "timeout": 30, "retries": 3, "startPeriod": 300,
             }
         member = COMPONENT_MODULE[component]

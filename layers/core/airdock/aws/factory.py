@@ -169,7 +169,7 @@ def worker_pool_from_environ(settings: Settings, environ: dict[str, str] | None 
                              clients: dict[str, Any] | None = None) -> "EcsWorkerPool":
     """The ECS worker pool from the autoscaler's (or lifecycle's) variables: AIRDOCK_ECS_CLUSTER
     and AIRDOCK_DB_CLUSTER_ARN (task counts and drain markers through the RDS Data API)."""
-    from airdock.aws.worker_drain import DrainMarkers
+    from airdock_runtime.drain import DrainMarkers
     from airdock.aws.worker_pool import EcsWorkerPool, MetadataTaskCounts
 
     env = environ if environ is not None else dict(os.environ)

@@ -44,7 +44,7 @@ from typing import Any, Callable
 from botocore.exceptions import ClientError
 
 from airdock.aws import naming
-from airdock.aws.worker_drain import DrainMarkers
+from airdock_runtime.drain import DrainMarkers
 from airdock.core.ports import UpcomingRun, WorkerInfo
 
 log = logging.getLogger(__name__)

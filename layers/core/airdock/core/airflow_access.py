@@ -17,7 +17,7 @@ from typing import Any
 
 from airdock.core.errors import AccessDenied, ValidationError
 from airdock.core.ports import Caller
-from airdock.core.tokens import AIRFLOW_ROLES
+from airdock_runtime.tokens import AIRFLOW_ROLES
 
 RolePolicy = Mapping[str, Any]
 

@@ -39,12 +39,10 @@ from pathlib import Path
 from typing import Any
 
 from airdock.core import catalog
-from airdock.core import tokens as tokens_module
 from airdock.core.logs import component_module
-from airdock.core.tokens import new_key as new_token_key
+from airdock_runtime.tokens import new_key as new_token_key
 
-from . import used_tokens as used_tokens_module
-from .airflow_auth import basic_auth_header, mint_airflow_jwt
+from airdock_runtime.airflow_auth import basic_auth_header, mint_airflow_jwt
 from .runtime import DEFAULT_AIRFLOW_VERSION, Runtime
 from .supervisor import ComponentSpec, ComponentState, Supervisor, dies_with_caller, reap_orphans
 
@@ -116,17 +114,10 @@ def _port_open(port: int, host: str = "127.0.0.1") -> bool:
         return s.connect_ex((host, port)) == 0
 
 
-def entrypoint_path() -> Path:
-    """The component entrypoint: packaged copy, else images/airflow/entrypoint.py in the repo."""
-    explicit = os.environ.get("AIRDOCK_ENTRYPOINT")
-    candidates = [Path(explicit)] if explicit else []
-    here = Path(__file__).resolve()
-    candidates += [here.with_name("airflow_entrypoint.py"),
-                   here.parents[4] / "images" / "airflow" / "entrypoint.py"]
-    for c in candidates:
-        if c.is_file():
-            return c
-    raise AirflowEnvError("Airflow entrypoint not found; set AIRDOCK_ENTRYPOINT")
+def entrypoint_argv(python: Path, *args: str) -> list[str]:
+    """The component entrypoint run by a runtime's interpreter, as the image runs it. `-P`: the
+    working directory (an environment's folder) never shadows an installed module."""
+    return [str(python), "-P", "-m", "airdock_runtime.entrypoint", *args]
 
 
 @dataclass
@@ -521,7 +512,7 @@ class LocalAirflowEnvironment:
         if not self.airflow3:
             env["AIRDOCK_ADMIN_PASSWORD"] = self.secrets["admin_password"]
         logf = self.env_dir / "logs" / "db-migrate.log"
-        out = subprocess.run(dies_with_caller([str(self.runtime.python), str(entrypoint_path()), "--migrate"]), env=env,
+        out = subprocess.run(dies_with_caller(entrypoint_argv(self.runtime.python, "--migrate")), env=env,
                              capture_output=True, text=True, timeout=900, cwd=self.env_dir)
         with open(logf, "a") as fh:
             fh.write(f"=== entrypoint --migrate exit {out.returncode}\n{out.stdout}{out.stderr}")
@@ -534,7 +525,7 @@ class LocalAirflowEnvironment:
         env.pop("AIRDOCK_DAGS_SYNC_INTERVAL", None)
         if self.spec.plugins_zip:
             env["AIRDOCK_PLUGINS_ZIP"] = self.spec.plugins_zip
-        out = subprocess.run(dies_with_caller([str(self.runtime.python), str(entrypoint_path()), "--prepare"]),
+        out = subprocess.run(dies_with_caller(entrypoint_argv(self.runtime.python, "--prepare")),
                              env=env, capture_output=True, text=True, timeout=600)
         with open(self.env_dir / "logs" / "prepare.log", "a") as fh:
             fh.write(out.stdout + out.stderr)
@@ -563,14 +554,12 @@ class LocalAirflowEnvironment:
             progress(f"database migrated in {time.monotonic() - t:.1f}s")
 
     def _component_specs(self) -> list[ComponentSpec]:
-        ep = str(entrypoint_path())
-        py = str(self.runtime.python)
 
         def comp(name: str, component: str, args: list[str] | None = None,
                  sync: bool = False) -> ComponentSpec:
             # stop_target="leader": the entrypoint forwards the signal to Airflow, which shuts
             # down its own children; a group-wide signal would kill task processes outright.
-            return ComponentSpec(name=name, argv=[py, ep, component],
+            return ComponentSpec(name=name, argv=entrypoint_argv(self.runtime.python, component),
                                  env=self._entrypoint_env(component, args or [], sync_dags=sync),
                                  cwd=self.env_dir, stop_target="leader")
 
@@ -590,16 +579,13 @@ class LocalAirflowEnvironment:
             "AIRDOCK_AIRFLOW_MAJOR": str(self.runtime.airflow_major),
             "AIRDOCK_SECRETS_FILE": str(self.env_dir / "secrets.json"),
             "AIRDOCK_WEB_STATE_DIR": str(self.env_dir / "web_front"),
-            "AIRDOCK_TOKENS_MODULE": str(Path(tokens_module.__file__ or "")),
-            # Spent login tokens in SQLite under the state dir, shared by any web front of this env.
-            "AIRDOCK_USED_TOKENS_MODULE": str(Path(used_tokens_module.__file__ or "")),
         })
         # Passed on from Airdock's own environment: HTTPS and the tests' clock.
         for name in ("AIRDOCK_WEB_TLS_CERT", "AIRDOCK_WEB_TLS_KEY", "AIRDOCK_TOKEN_CLOCK_OFFSET_FILE",
                      "AIRDOCK_CLI_TIMEOUT"):
             if os.environ.get(name):
                 env[name] = os.environ[name]
-        return ComponentSpec(name=WEB_FRONT, argv=[str(self.runtime.python), str(entrypoint_path()), WEB_FRONT],
+        return ComponentSpec(name=WEB_FRONT, argv=entrypoint_argv(self.runtime.python, WEB_FRONT),
                              env=env, cwd=self.env_dir, stop_target="leader")
 
     def _worker_spec(self, index: int) -> ComponentSpec:
@@ -608,7 +594,7 @@ class LocalAirflowEnvironment:
         # port; the API server reads finished and running task logs from the shared folder).
         args = ["--celery-hostname", f"{name}@{self.spec.name}", "--concurrency",
                 str(self.spec.tasks_per_worker), "--skip-serve-logs"]
-        return ComponentSpec(name=name, argv=[str(self.runtime.python), str(entrypoint_path()), "celery-worker"],
+        return ComponentSpec(name=name, argv=entrypoint_argv(self.runtime.python, "celery-worker"),
                              env=self._entrypoint_env("celery-worker", args, sync_dags=False),
                              cwd=self.env_dir, stop_target="leader")
 
@@ -760,7 +746,7 @@ class LocalAirflowEnvironment:
                 env["AIRDOCK_PLUGINS_ZIP"] = plugins_zip
             if self.spec.s3_endpoint_url:
                 env["AIRDOCK_S3_ENDPOINT_URL"] = self.spec.s3_endpoint_url
-            out = subprocess.run(dies_with_caller([str(self.runtime.python), str(entrypoint_path()), "--check"]),
+            out = subprocess.run(dies_with_caller(entrypoint_argv(self.runtime.python, "--check")),
                                  env=env, capture_output=True, text=True, timeout=timeout_s)
         try:
             report: dict[str, Any] = json.loads(out.stdout[out.stdout.index("{"):])

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from airdock.core import tokens
+from airdock_runtime import tokens
 from airdock.core.airflow_access import RolePolicy, airflow_identity, airflow_role, iam_identity
 from airdock.core.errors import (
     AccessDenied,
@@ -33,7 +33,7 @@ from airdock.core.errors import (
 )
 from airdock.core.models import InvokeRestApiInput
 from airdock.core.ports import Caller, EnvironmentRecord
-from airdock.local.airflow_auth import basic_auth_header, mint_airflow_jwt
+from airdock_runtime.airflow_auth import basic_auth_header, mint_airflow_jwt
 
 # Airflow 3.3 answers 422 to `POST /dags/{id}/dagRuns` without a `logical_date` key; MWAA's
 # provider operator leaves the key out when it is None (see MWAA_FACTS.md), and the real service

@@ -50,6 +50,21 @@ _VERSION_PACKAGES: dict[str, tuple[str, ...]] = {
 
 _CONSTRAINTS_DIR = Path(__file__).with_name("runtime_constraints")
 _MARKER = "airdock-runtime.json"
+# The distribution of the code that runs inside environments (runtime/pyproject.toml), installed
+# into every runtime as into the image.
+RUNTIME_PROJECT = Path(__file__).resolve().parents[4] / "runtime"
+RUNTIME_PACKAGE = Path(__file__).resolve().parents[2] / "airdock_runtime"
+
+
+def runtime_package_digest() -> str:
+    """A digest of airdock_runtime's sources: part of every runtime's key, so a runtime always
+    runs the entrypoint and web front of the Airdock that starts it (several checkouts may share
+    one cache)."""
+    digest = hashlib.sha256()
+    for path in sorted(RUNTIME_PACKAGE.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            digest.update(str(path.relative_to(RUNTIME_PACKAGE)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 class RuntimeBuildError(Exception):
@@ -196,9 +211,9 @@ class RuntimeCache:
         reqs = normalize_requirements(requirements)
         constraints = self.constraints_file(airflow_version)
         pinned = constraints.read_text() if constraints else ""
-        digest = hashlib.sha256(
-            "\n".join([RECIPE_VERSION, airflow_version, self.python_version, reqs, pinned]).encode()
-        ).hexdigest()[:16]
+        digest = hashlib.sha256("\n".join(
+            [RECIPE_VERSION, airflow_version, self.python_version, reqs, pinned, runtime_package_digest()]
+        ).encode()).hexdigest()[:16]
         return f"airflow-{airflow_version}-py{self.python_version}-{digest}"
 
     def path_for(self, key: str) -> Path:
@@ -293,6 +308,10 @@ class RuntimeCache:
                     progress("installed from the local package cache")
             if rc != 0:
                 rc, out = self._run_uv(args, progress)
+            if rc != 0:
+                raise RuntimeBuildError(uv_error_message(out), log=out)
+            rc, out = self._run_uv(["pip", "install", "--python", str(tmp / "venv" / "bin" / "python"),
+                                    "--no-deps", "--link-mode", "copy", str(RUNTIME_PROJECT)], progress)
             if rc != 0:
                 raise RuntimeBuildError(uv_error_message(out), log=out)
             (tmp / "venv" / _MARKER).write_text(json.dumps({

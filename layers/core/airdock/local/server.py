@@ -14,7 +14,6 @@ import logging
 import random
 import threading
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, Awaitable, Callable
 from urllib.parse import parse_qsl, unquote
 

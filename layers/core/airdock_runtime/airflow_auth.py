@@ -1,4 +1,5 @@
-"""Credentials for an environment's Airflow API, made without Airflow or PyJWT installed.
+"""Credentials for an environment's Airflow API, made without Airflow or PyJWT installed: the
+control plane (InvokeRestApi) and the web front (sign-in) use the same ones.
 
 Airflow 3's API server accepts any HS512 JWT signed with `[api_auth] jwt_secret` whose claims
 match what `POST /auth/token` would issue (sub, role, aud="apache-airflow", nbf, iat, exp, jti).
@@ -32,3 +33,10 @@ def mint_airflow_jwt(secret: str, *, sub: str = "admin", role: str = "admin",
 
 def basic_auth_header(username: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+
+def fab_password(secret: str, username: str) -> str:
+    """The password of the FAB user an Airflow role maps to (Airflow 2): derived from the
+    environment's token key, so nothing is stored and both the control plane and the web front
+    find the same one."""
+    return hmac.new(secret.encode(), f"fab-user:{username}".encode(), hashlib.sha256).hexdigest()

@@ -23,6 +23,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from airdock_runtime import postgres
+from airdock_runtime.postgres import UNDEFINED_TABLE, libpq_url
+
 TABLE = "airdock_used_login_tokens"
 CREATE_SQL = (f"CREATE TABLE IF NOT EXISTS {TABLE} (environment TEXT NOT NULL, token_id TEXT NOT NULL, "
               "expires_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (environment, token_id))")
@@ -30,18 +33,10 @@ SPEND_SQL = (f"INSERT INTO {TABLE} (environment, token_id, expires_at) VALUES (%
              "ON CONFLICT (environment, token_id) DO UPDATE SET expires_at = EXCLUDED.expires_at "
              f"WHERE {TABLE}.expires_at < %s RETURNING 1")
 PRUNE_SQL = f"DELETE FROM {TABLE} WHERE expires_at < %s"
-CONNECT_TIMEOUT_S = 10
 # PostgreSQL error codes: the table is missing; it (or its row type) was created concurrently:
 # duplicate_table, duplicate_object, unique_violation (on the catalog), depending on the moment.
-_UNDEFINED_TABLE = "42P01"
 _ALREADY_CREATED = {"42P07", "42710", "23505"}
 
-
-def libpq_url(sqlalchemy_url: str) -> str:
-    """`postgresql+psycopg2://...` (Airflow's) as libpq takes it: `postgresql://...`. Also in
-    worker_drain.py: each file is copied into the image alone, so neither can import the other."""
-    scheme, sep, rest = sqlalchemy_url.partition("://")
-    return scheme.split("+", 1)[0] + sep + rest
 
 
 class PostgresUsedTokens:
@@ -53,11 +48,7 @@ class PostgresUsedTokens:
         self._connect = connect
 
     def connect(self) -> Any:
-        if self._connect is not None:
-            return self._connect(self.database_url)
-        import psycopg2  # in the image (Airflow's PostgreSQL driver)
-
-        return psycopg2.connect(self.database_url, connect_timeout=CONNECT_TIMEOUT_S)
+        return postgres.connect(self.database_url, self._connect)
 
     def spend(self, environment: str, token_id: str, expires_at: float, now: float) -> bool:
         conn = self.connect()
@@ -69,7 +60,7 @@ class PostgresUsedTokens:
             try:
                 cur.execute(SPEND_SQL, (environment, token_id, float(expires_at), float(now)))
             except Exception as exc:
-                if getattr(exc, "pgcode", None) != _UNDEFINED_TABLE:
+                if getattr(exc, "pgcode", None) != UNDEFINED_TABLE:
                     raise
                 self._create_table(cur)
                 cur.execute(SPEND_SQL, (environment, token_id, float(expires_at), float(now)))

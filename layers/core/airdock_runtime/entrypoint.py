@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Airdock entrypoint for every Airflow component, in the container image and in local mode.
 
 Standard library only (boto3 is imported only when a source is an s3:// URL), so the same file
@@ -39,9 +38,9 @@ Environment variables:
                                      Airflow 2's webserver scopes its session cookie to it
     AIRDOCK_ADMIN_PASSWORD           Airflow 2 (FAB): --migrate makes the `admin` user with it
     AIRDOCK_DRAIN_POLL_S             Celery workers on ECS: seconds between checks of the task's
-                                     drain marker (airdock/aws/worker_drain.py); unset = none
+                                     drain marker (airdock_runtime.drain); unset = none
 
-Usage:
+Usage (`python -m airdock_runtime.entrypoint ...`):
     entrypoint.py [COMPONENT]   prepare, then run the component
     entrypoint.py --prepare     sync DAGs and plugins once, run nothing
     entrypoint.py --check       sync, then import every DAG and plugin in this throw-away process
@@ -65,6 +64,8 @@ import time
 import zipfile
 from pathlib import Path
 from typing import Any
+
+from airdock_runtime.drain import MetadataDrainCheck
 
 COMPONENT_COMMANDS: dict[str, list[str]] = {
     "scheduler": ["scheduler"],
@@ -461,8 +462,7 @@ def migrate(env: dict[str, str]) -> int:
 def run_web_front(env: dict[str, str]) -> int:
     """The web front serves in this process: it is Airdock code, not an Airflow command, and it
     runs Airflow CLI calls with the environment `configure` built (startup-script exports too)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import web_front
+    from airdock_runtime import web_front
 
     front = web_front.WebFront(web_front.Config(env))
 
@@ -502,22 +502,6 @@ DRAINED_FILE = ".airdock-drained"
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
-def load_worker_drain() -> Any:
-    """airdock/aws/worker_drain.py: copied beside this file in the image, else the installed one."""
-    beside = Path(__file__).with_name("airdock_worker_drain.py")
-    if beside.is_file():
-        import importlib.util
-
-        spec = importlib.util.spec_from_file_location("airdock_worker_drain", beside)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    import importlib
-
-    return importlib.import_module("airdock.aws.worker_drain")
-
-
 def worker_drain_check(component: str, env: dict[str, str]) -> Any:
     """The drain marker check of a Celery worker on ECS (AIRDOCK_DRAIN_POLL_S is set by its task
     definition), or None: elsewhere workers are drained by whoever runs them (locally Airdock's
@@ -525,7 +509,7 @@ def worker_drain_check(component: str, env: dict[str, str]) -> Any:
     if COMPONENT_COMMANDS.get(component) != ["celery", "worker"] or not float(env.get("AIRDOCK_DRAIN_POLL_S") or 0):
         return None
     try:
-        check = load_worker_drain().MetadataDrainCheck.from_environ(env)
+        check = MetadataDrainCheck.from_environ(env)
     except Exception as exc:  # no task metadata endpoint, no database URL: run without
         log(f"no drain marker check ({exc}); this worker stops taking tasks only when its task stops")
         return None
@@ -539,7 +523,7 @@ class ComponentRun:
     our process group): the component decides how to shut down, and a Celery worker finishes its
     running tasks on SIGTERM.
 
-    With `drained` (a Celery worker on ECS, airdock/aws/worker_drain.py) the worker's drain marker
+    With `drained` (a Celery worker on ECS, airdock_runtime.drain) the worker's drain marker
     is polled every `poll_s`. Celery's remote control cannot reach a worker on SQS, so the drain
     happens here, in the worker's own task: once marked, Celery gets SIGTERM — its warm shutdown
     stops consuming at once and lets the running task instances finish — and this process stays

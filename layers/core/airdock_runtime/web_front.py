@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """An environment's web front: MWAA's `/aws_mwaa/*` endpoints in front of the Airflow UI and API.
 
 It is one more environment component (`AIRDOCK_COMPONENT=web-front`), started by the same
@@ -36,21 +35,14 @@ Environment variables:
     AIRDOCK_USED_TOKENS_STORE     `metadata-database`: remember them in the environment's metadata
                                   database (AIRFLOW__DATABASE__SQL_ALCHEMY_CONN) instead (AWS:
                                   shared by every web-front task behind the load balancer)
-    AIRDOCK_USED_TOKENS_MODULE    path of airdock's local/used_tokens.py (else the installed
-                                  `airdock.local.used_tokens`)
     AIRDOCK_CLI_TIMEOUT           seconds an Airflow CLI command may run (default 300)
     AIRDOCK_TOKEN_CLOCK_OFFSET_FILE  tests only: seconds added to the clock, read per request
-    AIRDOCK_TOKENS_MODULE         path of airdock's core/tokens.py (else `airdock_tokens.py`
-                                  beside this file, else the installed `airdock.core.tokens`)
 """
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import html
 import http.client
-import importlib.util
 import json
 import os
 import re
@@ -61,13 +53,15 @@ import ssl
 import subprocess
 import sys
 import threading
-import time
 import urllib.parse
-import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import ModuleType
 from typing import Any
+
+from airdock_runtime import tokens
+from airdock_runtime.airflow_auth import fab_password, mint_airflow_jwt
+from airdock_runtime.used_tokens_postgres import PostgresUsedTokens
+from airdock_runtime.used_tokens_sqlite import SqliteUsedTokens
 
 CLI_PATH = "/aws_mwaa/cli"
 SSO_PATH = "/aws_mwaa/aws-console-sso"
@@ -132,61 +126,18 @@ def check_command(text: str) -> list[str]:
     return argv
 
 
-def load_airdock_module(name: str, candidates: list[str], installed: str) -> ModuleType:
-    """One of Airdock's standard-library-only modules: from the first file of `candidates` that
-    exists (the image copies them beside this file, Airdock passes their paths locally), else the
-    installed package's."""
-    for candidate in candidates:
-        if candidate and Path(candidate).is_file():
-            spec = importlib.util.spec_from_file_location(name, candidate)
-            assert spec is not None and spec.loader is not None
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module
-            spec.loader.exec_module(module)
-            return module
-    return importlib.import_module(installed)
 
 
-def load_tokens_module() -> ModuleType:
-    return load_airdock_module("airdock_tokens", [os.environ.get("AIRDOCK_TOKENS_MODULE") or "",
-                                                  str(Path(__file__).with_name("airdock_tokens.py"))],
-                               "airdock.core.tokens")
-
-
-def used_tokens_store(config: "Config", tokens: ModuleType) -> Any:
+def used_tokens_store(config: "Config") -> tokens.UsedTokens:
     """Where spent web login tokens are recorded (tokens.UsedTokens). Every web front of the
     environment must share it, or a token used on one could be replayed on another."""
     if config.used_tokens_store == METADATA_DATABASE:
-        module = load_airdock_module("airdock_used_tokens_postgres",
-                                     [str(Path(__file__).with_name("airdock_used_tokens_postgres.py"))],
-                                     "airdock.aws.used_tokens")
-        return module.PostgresUsedTokens(config.database_url)
+        return PostgresUsedTokens(config.database_url)
     if config.state_dir:
-        module = load_airdock_module("airdock_used_tokens_sqlite", [config.used_tokens_module or ""],
-                                     "airdock.local.used_tokens")
-        return module.SqliteUsedTokens(config.state_dir / "used-login-tokens.db")
+        return SqliteUsedTokens(config.state_dir / "used-login-tokens.db")
     return tokens.MemoryUsedTokens()
 
 
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def mint_airflow_jwt(secret: str, sub: str, role: str, ttl_s: int) -> str:
-    """What Airflow 3's SimpleAuthManager issues at login (HS512 over `[api_auth] jwt_secret`)."""
-    now = int(time.time())
-    claims = {"sub": sub, "role": role, "aud": "apache-airflow", "iat": now, "nbf": now,
-              "exp": now + ttl_s, "jti": uuid.uuid4().hex}
-    signing_input = ".".join(_b64url(json.dumps(p, separators=(",", ":")).encode())
-                             for p in ({"alg": "HS512", "typ": "JWT"}, claims))
-    sig = hmac.new(secret.encode(), signing_input.encode(), hashlib.sha512).digest()
-    return f"{signing_input}.{_b64url(sig)}"
-
-
-def fab_password(secret: str, username: str) -> str:
-    """The password of the FAB user a login maps to (Airflow 2): derived, so nothing is stored
-    and the control plane derives the same one for InvokeRestApi."""
-    return hmac.new(secret.encode(), f"fab-user:{username}".encode(), hashlib.sha256).hexdigest()
 
 
 def fab_username(airflow_identity: str) -> str:
@@ -235,7 +186,6 @@ class Config:
         self.database_url = env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "")
         if self.used_tokens_store == METADATA_DATABASE and not self.database_url:
             raise ValueError(f"AIRDOCK_USED_TOKENS_STORE={METADATA_DATABASE} needs AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
-        self.used_tokens_module = env.get("AIRDOCK_USED_TOKENS_MODULE") or None
         self.cli_timeout_s = float(env.get("AIRDOCK_CLI_TIMEOUT", "300"))
         self.airflow_bin = env.get("AIRDOCK_AIRFLOW_BIN") or str(Path(sys.executable).with_name("airflow"))
         self.clock_offset_file = env.get("AIRDOCK_TOKEN_CLOCK_OFFSET_FILE") or None
@@ -246,9 +196,9 @@ class Config:
 class WebFront:
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.tokens = load_tokens_module()
-        self.clock = self.tokens.offset_clock(config.clock_offset_file)
-        self.replays = self.tokens.ReplayGuard(used_tokens_store(config, self.tokens), self.clock)
+        self.tokens = tokens
+        self.clock = tokens.offset_clock(config.clock_offset_file)
+        self.replays = tokens.ReplayGuard(used_tokens_store(config), self.clock)
         self.server: ThreadingHTTPServer | None = None
 
     @property
@@ -546,7 +496,7 @@ class _Handler(BaseHTTPRequestHandler):
         # routed by path share one host, and must not overwrite each other's sign-in.
         base = config.base_path
         if config.airflow_major >= 3:
-            jwt = mint_airflow_jwt(config.jwt_secret, claims.airflow_identity, claims.role.lower(), 12 * 3600)
+            jwt = mint_airflow_jwt(config.jwt_secret, sub=claims.airflow_identity, role=claims.role.lower(), ttl_s=12 * 3600)
             # Not HttpOnly: Airflow's UI reads this cookie from JavaScript, as after its own login.
             cookie = f"_token={jwt}; Path={base}/; SameSite=Lax{secure}"
             location = f"{base}/"

@@ -25,6 +25,9 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
+from airdock_runtime import postgres
+from airdock_runtime.postgres import UNDEFINED_TABLE, libpq_url
+
 TABLE = "airdock_worker_drain"
 CREATE_SQL = (f"CREATE TABLE IF NOT EXISTS {TABLE} "
               "(task_arn VARCHAR(1024) PRIMARY KEY, since DOUBLE PRECISION NOT NULL)")
@@ -33,8 +36,6 @@ CLEAR_SQL = f"DELETE FROM {TABLE} WHERE task_arn = :task_arn"
 CHECK_SQL = f"SELECT 1 FROM {TABLE} WHERE task_arn = %s"
 # Markers older than :before whose task is not among the :live_N parameters (prune_sql).
 PRUNE_SQL = f"DELETE FROM {TABLE} WHERE since < :before"
-CONNECT_TIMEOUT_S = 10
-_UNDEFINED_TABLE = "42P01"  # PostgreSQL's error code for a missing table
 
 # (environment, sql, parameters) -> Data API answer: MetadataTaskCounts.execute.
 Execute = Callable[..., Any]
@@ -79,12 +80,6 @@ def own_task_arn(environ: dict[str, str], timeout_s: float = 5.0) -> str | None:
         return str(json.load(reply)["TaskARN"])
 
 
-def libpq_url(sqlalchemy_url: str) -> str:
-    """`postgresql+psycopg2://...` (Airflow's) as libpq takes it: `postgresql://...`. Also in
-    used_tokens.py: each file is copied into the image alone, so neither can import the other."""
-    scheme, sep, rest = sqlalchemy_url.partition("://")
-    return scheme.split("+", 1)[0] + sep + rest
-
 
 class MetadataDrainCheck:
     """The worker's side: is there a drain marker for this task? One short query per call."""
@@ -104,11 +99,7 @@ class MetadataDrainCheck:
         return cls(url, task_arn)
 
     def connect(self) -> Any:
-        if self._connect is not None:
-            return self._connect(self.database_url)
-        import psycopg2  # in the image (Airflow's PostgreSQL driver)
-
-        return psycopg2.connect(self.database_url, connect_timeout=CONNECT_TIMEOUT_S)
+        return postgres.connect(self.database_url, self._connect)
 
     def __call__(self) -> bool:
         conn = self.connect()
@@ -118,7 +109,7 @@ class MetadataDrainCheck:
                 cur.execute(CHECK_SQL, (self.task_arn,))
             except Exception as exc:
                 # No marker was ever written in this database: the table does not exist yet.
-                if getattr(exc, "pgcode", None) == _UNDEFINED_TABLE:
+                if getattr(exc, "pgcode", None) == UNDEFINED_TABLE:
                     return False
                 raise
             return cur.fetchone() is not None
