@@ -15,6 +15,7 @@ import logging
 from datetime import datetime, timezone
 from typing import Any
 
+from airdock import wiring
 from airdock.core.lifecycle import Lifecycle
 
 log = logging.getLogger("airdock.lifecycle")
@@ -30,16 +31,8 @@ def _event_time(event: dict[str, Any]) -> datetime:
     return datetime.fromisoformat(str(raw).replace("Z", "+00:00")).astimezone(timezone.utc)
 
 
-def _default_lifecycle() -> Lifecycle:  # pragma: no cover - AWS composition
-    from airdock.aws.factory import build_lifecycle_compute
-    from airdock.core.settings import settings
-    from airdock.wiring import environment_service
-
-    return Lifecycle(environment_service(), build_lifecycle_compute(settings()))
-
-
 def handler(event: dict[str, Any], context: Any, lifecycle: Lifecycle | None = None) -> dict[str, Any]:
-    worker = lifecycle or _default_lifecycle()
+    worker = lifecycle or wiring.lifecycle()
     kind = event.get("detail-type")
     if kind == SCHEDULED:
         started = worker.tick(_event_time(event))

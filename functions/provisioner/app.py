@@ -11,11 +11,11 @@ from typing import Any
 
 from airdock.core.errors import ProvisioningError
 from airdock.core.provisioning import Provisioner
-from airdock.wiring import provisioner as default_provisioner
+from airdock import wiring
 
 
 def handler(event: dict[str, Any], context: Any, provisioner: Provisioner | None = None) -> dict[str, Any]:
-    worker = provisioner or default_provisioner()
+    worker = provisioner or wiring.provisioner()
     try:
         return worker.run(event)
     except ProvisioningError as exc:

@@ -14,7 +14,9 @@ import pytest
 from moto import mock_aws
 
 from airdock.aws.compute import EcsCompute
-from airdock.aws.factory import compute_from_environ
+from airdock.aws.factory import compute_from_environ, worker_pool_from_environ
+from airdock.aws.metrics import CloudWatchMetrics, ReadYourWritesMetrics
+from airdock.aws.worker_pool import EcsWorkerPool
 from airdock.core.settings import Settings
 
 REGION = "us-east-1"
@@ -49,10 +51,19 @@ class Stack:
             self.clients[service] = boto3.client(service, region_name=REGION)
         return self.clients[service]
 
-    def compute(self, **kwargs: Any) -> EcsCompute:
+    def compute(self) -> EcsCompute:
         for service in ("ecs", "ec2", "ecr", "sqs", "elbv2", "logs", "secretsmanager", "rds-data", "servicediscovery"):
             self.client(service)
-        return compute_from_environ(self.settings, self.environ, self.clients, **kwargs)
+        return compute_from_environ(self.settings, self.environ, self.clients)
+
+    def worker_pool(self) -> EcsWorkerPool:
+        for service in ("ecs", "sqs", "secretsmanager", "rds-data"):
+            self.client(service)
+        return worker_pool_from_environ(self.settings, self.environ, self.clients)
+
+    def metrics(self) -> ReadYourWritesMetrics:
+        """The autoscaler's metrics, as wiring builds them."""
+        return ReadYourWritesMetrics(CloudWatchMetrics(self.client("cloudwatch")))
 
 
 @pytest.fixture

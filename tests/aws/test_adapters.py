@@ -12,6 +12,7 @@ from airdock.aws import naming, sizing
 from airdock.aws.broker import SqsBroker
 from airdock.aws.database import AuroraDatabases, DatabaseCluster
 from airdock.aws.logs import CloudWatchLogGroups
+from airdock.aws.web import SSO_HEALTH_PATH
 from airdock.core.errors import ProvisioningError
 from airdock.core.models import Environment
 from aws.conftest import ACCOUNT, REGION, Stack
@@ -33,8 +34,6 @@ def environment(stack: Stack, name: str = "analytics", **changes: Any) -> Enviro
 
 
 def _services(stack: Stack, name: str) -> dict[str, dict[str, Any]]:
-    from airdock.aws.compute import components
-
     wanted = {naming.service_name(name, c): c for c in ("scheduler", "webserver", "web-front", "dag-processor", "triggerer",
                                                         "worker")}
     found = stack.client("ecs").describe_services(cluster="airdock-environments", services=list(wanted))["services"]
@@ -78,8 +77,9 @@ def test_start_creates_one_service_per_component_with_class_sized_task_definitio
     assert (worker["cpu"], worker["memory"]) == ("1024", "2048")
     container = worker["containerDefinitions"][0]
     assert container["image"] == f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/airdock-airflow:3.3.2"
+    assert container["command"] == ["celery-worker"]
     variables = {v["name"]: v["value"] for v in container["environment"]}
-    assert variables["AIRDOCK_COMPONENT"] == "celery-worker"
+    assert variables["MWAA_AIRFLOW_COMPONENT"] == "worker" and variables["AWS_REGION"] == REGION
     assert variables["AIRDOCK_DAGS_SOURCE"] == "s3://dags-bucket/dags"
     assert variables["AIRDOCK_REQUIREMENTS"] == "s3://dags-bucket/requirements.txt"
     assert variables["AIRFLOW__CELERY__WORKER_CONCURRENCY"] == "5"
@@ -110,14 +110,14 @@ def test_every_step_run_twice_changes_nothing_more(stack: Stack) -> None:
     assert len([r for r in stack.client("elbv2").describe_rules(ListenerArn=listener)["Rules"] if not r["IsDefault"]]) == 2
 
 
-def test_airflow_2_has_no_standalone_dag_processor_and_serves_the_webserver(stack: Stack) -> None:
+def test_airflow_2_runs_the_same_layout_with_airflow_2s_webserver(stack: Stack) -> None:
     env = environment(stack, name="legacy", AirflowVersion="2.11.0")
     _up(stack, env)
     services = _services(stack, "legacy")
-    assert set(services) == {"scheduler", "webserver", "web-front", "triggerer", "worker"}
+    assert set(services) == {"scheduler", "webserver", "web-front", "dag-processor", "triggerer", "worker"}
     web = stack.client("ecs").describe_task_definition(taskDefinition=services["webserver"]["taskDefinition"])["taskDefinition"]
+    assert web["containerDefinitions"][0]["command"] == ["webserver"]
     variables = {v["name"]: v["value"] for v in web["containerDefinitions"][0]["environment"]}
-    assert variables["AIRDOCK_COMPONENT"] == "webserver"
     assert variables["AIRFLOW__WEBSERVER__BASE_URL"].endswith("/legacy")
     assert "FORWARDED_ALLOW_IPS" not in variables  # uvicorn's; Airflow 2's webserver is gunicorn + Flask
 
@@ -135,31 +135,28 @@ def test_airflow_3s_api_server_trusts_forwarded_headers_only_from_the_environmen
         return {v["name"]: v["value"] for v in definition["containerDefinitions"][0]["environment"]}
 
     api = variables("webserver")
-    assert api["AIRDOCK_COMPONENT"] == "api-server"
-    assert json.loads(api["AIRDOCK_COMPONENT_ARGS"]) == ["--proxy-headers"]
+    definition = ecs.describe_task_definition(taskDefinition=services["webserver"]["taskDefinition"])["taskDefinition"]
+    assert definition["containerDefinitions"][0]["command"] == ["api-server", "--proxy-headers"]
     cidrs = {s["CidrBlock"] for s in stack.client("ec2").describe_subnets(SubnetIds=stack.subnets)["Subnets"]}
     assert set(api["FORWARDED_ALLOW_IPS"].split(",")) == cidrs == {"10.1.1.0/24", "10.1.2.0/24"}
     for component in set(services) - {"webserver"}:
         assert "FORWARDED_ALLOW_IPS" not in variables(component), component
 
 
-def test_the_worker_count_is_clamped_and_busy_workers_are_protected(stack: Stack) -> None:
+def test_workers_are_protected_in_batches_through_the_worker_pool(stack: Stack) -> None:
     env = environment(stack)
     compute = _up(stack, env)
-    assert compute.set_worker_count(env, 40) == 10
-    assert _services(stack, "analytics")["worker"]["desiredCount"] == 10
-    assert compute.set_worker_count(env, 0) == 2
     busy = [f"arn:aws:ecs:{REGION}:{ACCOUNT}:task/airdock-environments/{i:032x}" for i in range(12)]
-    compute.protect_workers(env, busy, enabled=True)
+    compute.workers.protect_tasks(busy, on=True)
     assert stack.protection == {arn: True for arn in busy}  # 12 tasks: two calls of at most 10
-    compute.protect_workers(env, busy[:3], enabled=False)
+    compute.workers.protect_tasks(busy[:3], on=False)
     assert [stack.protection[a] for a in busy[:4]] == [False, False, False, True]
 
 
 def test_an_update_keeps_the_autoscaled_worker_count_within_the_new_bounds(stack: Stack) -> None:
     env = environment(stack)
     compute = _up(stack, env)
-    compute.set_worker_count(env, 7)
+    compute.workers.scale_out(env.Name, 5)  # the autoscaler took it from 2 to 7
     compute.replace(environment(stack, MaxWorkers=5, EnvironmentClass="mw1.medium"), "GRACEFUL", lambda _m: None)
     services = _services(stack, "analytics")
     assert services["worker"]["desiredCount"] == 5
@@ -298,7 +295,7 @@ def test_log_groups_follow_the_logging_configuration_with_retention(stack: Stack
         "TaskLogs": {"Enabled": True, "LogLevel": "INFO"}, "WebserverLogs": {"Enabled": False, "LogLevel": "INFO"},
         "DagProcessingLogs": {"Enabled": True, "LogLevel": "ERROR"}})
     assert logs.ensure(env) == logs.ensure(env) == {
-        "DagProcessingLogs": "airflow-analytics-DAGProcessing", "TaskLogs": "airflow-analytics-Task"}
+        "DAGProcessing": "airflow-analytics-DAGProcessing", "Task": "airflow-analytics-Task"}
     groups = stack.client("logs").describe_log_groups(logGroupNamePrefix="airflow-analytics-")["logGroups"]
     assert {(g["logGroupName"], g["retentionInDays"]) for g in groups} == {
         ("airflow-analytics-DAGProcessing", 14), ("airflow-analytics-Task", 14)}
@@ -312,7 +309,7 @@ def test_log_groups_follow_the_logging_configuration_with_retention(stack: Stack
 def test_private_environments_get_a_path_rule_on_the_internal_listener_and_a_hostname(stack: Stack) -> None:
     compute = stack.compute()
     env = environment(stack)
-    target_group = compute.web.ensure(env, compute._health_path(env))
+    target_group = compute.web.ensure(env, SSO_HEALTH_PATH)
     elb = stack.client("elbv2")
     group = elb.describe_target_groups(TargetGroupArns=[target_group])["TargetGroups"][0]
     assert (group["TargetType"], group["Port"], group["HealthCheckPath"]) == ("ip", 8080, "/aws_mwaa/aws-console-sso")

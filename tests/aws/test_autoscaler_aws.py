@@ -13,7 +13,6 @@ import pytest
 
 from airdock.aws import naming
 from airdock_runtime import drain as worker_drain
-from airdock.aws.factory import build_autoscaler_adapters, publish_task_metrics
 from airdock.aws.worker_pool import DRAINING_TAG, RELEASED_TAG, TASK_COUNTS_SQL, UPCOMING_RUNS_SQL
 from airdock.core import autoscaling
 from airdock.core.ports import EnvironmentRecord
@@ -56,7 +55,7 @@ class Database:
         self.drain_markers: dict[str, float] = {}  # task ARN -> since
         stack.client("rds-data").meta.events.register("before-call.rds-data.ExecuteStatement", self._answer)
 
-    def _answer(self, params: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:
+    def _answer(self, params: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]] | None:
         body = json.loads(params["body"])
         self.statements.append(body)
         if body["sql"] == UPCOMING_RUNS_SQL:
@@ -79,7 +78,8 @@ class Database:
             self.drain_markers = {arn: since for arn, since in self.drain_markers.items()
                                   if arn in live or since >= values["before"]}
             return self._ok([])
-        assert body["sql"] == TASK_COUNTS_SQL
+        if body["sql"] != TASK_COUNTS_SQL:
+            return None  # not the metadata database's: moto's Data API answers (the admin's statements)
         records = [[{"stringValue": "queued"}, {"stringValue": ""}, {"longValue": self.queued}]] if self.queued else []
         records += [[{"stringValue": "running"}, {"stringValue": h}, {"longValue": n}] for h, n in self.running.items()]
         return self._ok(records)
@@ -137,9 +137,9 @@ def aws_env(stack: Stack) -> tuple[Stack, Any, Database]:
 
 
 def run_tick(stack: Stack, env: Any, now: float, config: autoscaling.AutoscalingConfig | None = None) -> autoscaling.Decision:
-    metrics, pool, decisions = build_autoscaler_adapters(stack.settings, stack.environ, stack.clients)
+    metrics, pool, decisions = (stack.metrics(), stack.worker_pool(), None)
     repo = Repo(EnvironmentRecord(environment=env))
-    publish_task_metrics(repo, metrics, pool, now=now)
+    autoscaling.publish_task_metrics(repo, metrics, pool, now, config or autoscaling.AutoscalingConfig())
     made = autoscaling.tick(repo, metrics, pool, Clock(now), config or autoscaling.AutoscalingConfig(), decisions)
     assert len(made) == 1
     return made[0]
@@ -217,7 +217,7 @@ def test_a_busy_victim_is_protected_drained_and_released_only_once_idle(aws_env:
 
 def test_release_is_idempotent(aws_env: Any) -> None:
     stack, env, db = aws_env
-    metrics, pool, _ = build_autoscaler_adapters(stack.settings, stack.environ, stack.clients)
+    metrics, pool, _ = (stack.metrics(), stack.worker_pool(), None)
     stack.client("ecs").update_service(cluster=CLUSTER, service=naming.service_name(env.Name, "worker"), desiredCount=2)
     ecs_scheduler(stack, env.Name)
     task = running_tasks(stack, env.Name)[0]["taskArn"]
@@ -231,7 +231,7 @@ def test_release_is_idempotent(aws_env: Any) -> None:
 
 def test_without_the_database_queued_and_running_come_from_the_sqs_queue(aws_env: Any) -> None:
     stack, env, db = aws_env
-    _metrics, pool, _ = build_autoscaler_adapters(stack.settings, stack.environ, stack.clients)
+    _metrics, pool, _ = (stack.metrics(), stack.worker_pool(), None)
 
     def fail(params: dict[str, Any], **_: Any) -> None:
         raise RuntimeError("Data API unavailable")
@@ -258,5 +258,5 @@ def test_a_scheduled_run_due_within_the_horizon_starts_workers_before_its_tasks_
     upcoming = next(s for s in db.statements if s["sql"] == UPCOMING_RUNS_SQL)
     assert upcoming["database"] == naming.pg_identifier(env.Name, "db")
     # The scheduled demand is a CloudWatch metric like QueuedTasks.
-    metrics, _, _ = build_autoscaler_adapters(stack.settings, stack.environ, stack.clients)
+    metrics, _, _ = (stack.metrics(), stack.worker_pool(), None)
     assert [p.value for p in metrics.query(env.Name, autoscaling.SCHEDULED, now - 60, now + 1)] == [12.0]

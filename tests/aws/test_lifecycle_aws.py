@@ -10,7 +10,7 @@ from airdock.aws import naming
 from airdock.aws.factory import LambdaLifecycleRunner
 from aws.conftest import Stack
 from aws.test_adapters import _services, _up, environment
-from aws.test_autoscaler_aws import ecs_scheduler, running_tasks
+from aws.test_autoscaler_aws import Database, ecs_scheduler, hostname, running_tasks
 from support.modules import REPO, load_by_path
 
 
@@ -46,8 +46,9 @@ def test_a_graceful_restart_protects_busy_workers_then_forces_a_new_deployment(s
     env = environment(stack, MinWorkers=2)
     compute = _up(stack, env)
     ecs_scheduler(stack, env.Name)
-    busy = running_tasks(stack, env.Name)[0]["taskArn"]
-    compute.busy_workers = lambda name: [busy]
+    task = running_tasks(stack, env.Name)[0]
+    busy = task["taskArn"]
+    Database(stack).running = {hostname(task): 1}  # the metadata database: one task instance runs on it
     updates = _record_updates(stack)
     compute.restart(env, "GRACEFUL", lambda _m: None)
     assert stack.protection == {busy: True}  # only the busy one; idle workers may be replaced at once
@@ -62,8 +63,7 @@ def test_a_forced_restart_lifts_worker_protection(stack: Stack) -> None:
     compute = _up(stack, env)
     ecs_scheduler(stack, env.Name)
     task = running_tasks(stack, env.Name)[0]["taskArn"]
-    compute.protect_workers(env, [task], enabled=True)
-    compute.busy_workers = lambda name: [task]
+    compute.workers.protect(env.Name, task, on=True)
     compute.restart(env, "FORCED", lambda _m: None)
     assert stack.protection[task] is False
 

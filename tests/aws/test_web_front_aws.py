@@ -14,6 +14,7 @@ from airdock.aws import naming
 from airdock.aws.data_plane import AwsDataPlane, SecretsManagerKeys
 from airdock_runtime import tokens
 from airdock.core.ports import Caller, EnvironmentRecord
+from airdock.aws.web import SSO_HEALTH_PATH
 from aws.conftest import ACCOUNT, Stack
 from aws.test_adapters import _services, _up, environment
 from support.web_front import serving
@@ -41,7 +42,7 @@ def test_the_web_front_is_a_service_in_the_target_group_proxying_to_the_webserve
     assert container["image"].endswith("/airdock-airflow:3.3.2")  # the same image as every component
     assert (container["cpu"], container["memory"]) == ("256", "1024")
     variables = {v["name"]: v["value"] for v in container["environment"]}
-    assert variables["AIRDOCK_COMPONENT"] == "web-front"
+    assert container["command"] == ["web-front"]
     assert variables["AIRDOCK_ENVIRONMENT_NAME"] == "analytics"
     assert variables["AIRDOCK_WEB_FRONT_PORT"] == "8080"
     assert variables["AIRDOCK_WEB_UPSTREAM"] == "http://analytics-webserver.airdock.internal:8080"
@@ -82,7 +83,7 @@ def test_path_routing_sends_the_environment_and_its_aws_mwaa_paths_to_the_web_fr
         "provide-client-params.elastic-load-balancing-v2.CreateRule", lambda params, **_: sent.append(dict(params)))
     env = environment(stack)
     compute = _up(stack, env)
-    compute.web.ensure(env, compute._health_path(env))  # again: nothing more
+    compute.web.ensure(env, SSO_HEALTH_PATH)  # again: nothing more
     elb = stack.client("elbv2")
     group = elb.describe_target_groups(Names=[naming.target_group_name("analytics")])["TargetGroups"][0]["TargetGroupArn"]
     rules = {tuple(r["Conditions"][0]["PathPatternConfig"]["Values"]): r
@@ -151,7 +152,8 @@ def test_with_path_routing_airflow_and_the_web_front_share_the_environments_pref
     for component in ("web-front", "webserver", "scheduler", "worker"):
         variables = _variables(stack, services[component])
         assert variables["AIRFLOW__API__BASE_URL"] == f"http://{dns}/analytics", component
-        assert variables["AIRDOCK_WEB_BASE_PATH"] == "/analytics", component
+        if component in ("web-front", "webserver"):  # the two that serve under the prefix
+            assert variables["AIRDOCK_WEB_BASE_PATH"] == "/analytics", component
 
 
 def test_with_host_routing_there_is_no_prefix(stack: Stack) -> None:

@@ -13,7 +13,6 @@ import pytest
 
 from airdock.aws import naming
 from airdock_runtime import drain as worker_drain
-from airdock.aws.factory import build_autoscaler_adapters, prune_drain_markers
 from airdock.aws.worker_pool import DRAINING_TAG
 from airdock.core import autoscaling
 from airdock.core.ports import EnvironmentRecord
@@ -45,7 +44,7 @@ def test_a_scale_in_marks_exactly_the_drained_tasks_in_the_environments_database
 
 def test_a_failed_marker_leaves_the_worker_undrained_so_the_next_tick_decides_again(aws_env: Any) -> None:
     stack, env, db = aws_env
-    _metrics, pool, _ = build_autoscaler_adapters(stack.settings, stack.environ, stack.clients)
+    _metrics, pool, _ = (stack.metrics(), stack.worker_pool(), None)
     task = running_tasks(stack, env.Name)[0]["taskArn"]
 
     def unreachable(*_args: Any, **_kwargs: Any) -> None:
@@ -59,7 +58,7 @@ def test_a_failed_marker_leaves_the_worker_undrained_so_the_next_tick_decides_ag
 
 def test_taking_a_worker_back_removes_its_marker_then_its_tag(aws_env: Any) -> None:
     stack, env, db = aws_env
-    _metrics, pool, _ = build_autoscaler_adapters(stack.settings, stack.environ, stack.clients)
+    _metrics, pool, _ = (stack.metrics(), stack.worker_pool(), None)
     task = running_tasks(stack, env.Name)[0]["taskArn"]
     pool.drain(env.Name, task)
     pool.drain(env.Name, task)  # a repeated decision keeps the first marker and timestamp
@@ -79,7 +78,7 @@ def test_only_worker_tasks_poll_their_drain_marker(aws_env: Any) -> None:
 
 def test_a_released_workers_marker_stays_until_its_task_has_stopped_then_is_pruned(aws_env: Any) -> None:
     stack, env, db = aws_env
-    _metrics, pool, _ = build_autoscaler_adapters(stack.settings, stack.environ, stack.clients)
+    _metrics, pool, _ = (stack.metrics(), stack.worker_pool(), None)
     stack.client("ecs").update_service(cluster=CLUSTER, service=naming.service_name(env.Name, "worker"), desiredCount=2)
     ecs_scheduler(stack, env.Name)
     released, kept = (t["taskArn"] for t in running_tasks(stack, env.Name))
@@ -90,20 +89,20 @@ def test_a_released_workers_marker_stays_until_its_task_has_stopped_then_is_prun
     assert pool.release(env.Name, released) is True
     assert set(db.drain_markers) == {released, kept}
     # Stopped now (moto stops at once): the next prune deletes its marker, not the draining one's.
-    pool.prune_drain_markers(env.Name)
+    pool.tidy(env.Name)
     assert set(db.drain_markers) == {kept}
 
 
 def test_pruning_deletes_markers_of_tasks_that_no_longer_exist_but_not_one_written_meanwhile(aws_env: Any) -> None:
     stack, env, db = aws_env
-    _metrics, pool, _ = build_autoscaler_adapters(stack.settings, stack.environ, stack.clients)
+    _metrics, pool, _ = (stack.metrics(), stack.worker_pool(), None)
     gone = f"arn:aws:ecs:{stack.settings.region}:{stack.settings.account_id}:task/{CLUSTER}/0123456789abcdef"
     pool.markers.mark(env.Name, gone, 1.0)  # its task stopped long ago; ECS has forgotten it
     listed_at = pool.clock()
     pool.clock = lambda: listed_at
     # A tick drains a task ECS started after this prune listed the tasks: its marker is newer.
     pool.markers.mark(env.Name, "arn:aws:ecs:task/just-started", listed_at + 1)
-    pool.prune_drain_markers(env.Name)
+    pool.tidy(env.Name)
     assert list(db.drain_markers) == ["arn:aws:ecs:task/just-started"]
     # The table exists before the first delete, as before the first marker.
     sqls = [s["sql"] for s in db.statements]
@@ -113,7 +112,7 @@ def test_pruning_deletes_markers_of_tasks_that_no_longer_exist_but_not_one_writt
 
 def test_force_releasing_a_drained_worker_that_already_stopped_deletes_its_marker_at_once(aws_env: Any) -> None:
     stack, env, db = aws_env
-    _metrics, pool, _ = build_autoscaler_adapters(stack.settings, stack.environ, stack.clients)
+    _metrics, pool, _ = (stack.metrics(), stack.worker_pool(), None)
     task = running_tasks(stack, env.Name)[0]["taskArn"]
     pool.drain(env.Name, task)
     stack.client("ecs").stop_task(cluster=CLUSTER, task=task, reason="OutOfMemoryError")  # it crashed
@@ -123,12 +122,13 @@ def test_force_releasing_a_drained_worker_that_already_stopped_deletes_its_marke
 
 def test_every_autoscaler_run_prunes_the_markers_of_available_environments_only(aws_env: Any) -> None:
     stack, env, db = aws_env
-    _metrics, pool, _ = build_autoscaler_adapters(stack.settings, stack.environ, stack.clients)
+    _metrics, pool, _ = (stack.metrics(), stack.worker_pool(), None)
     task = running_tasks(stack, env.Name)[0]["taskArn"]
     pool.drain(env.Name, task)
     stack.client("ecs").stop_task(cluster=CLUSTER, task=task, reason="OutOfMemoryError")
     updating = env.model_copy(update={"Status": "UPDATING"})
-    assert prune_drain_markers(Repo(EnvironmentRecord(environment=updating)), pool) == 0
+    metrics, config = stack.metrics(), autoscaling.AutoscalingConfig()
+    autoscaling.Autoscaler(Repo(EnvironmentRecord(environment=updating)), metrics, pool, config).run()
     assert list(db.drain_markers) == [task]
-    assert prune_drain_markers(Repo(EnvironmentRecord(environment=env)), pool) == 1
+    autoscaling.Autoscaler(Repo(EnvironmentRecord(environment=env)), metrics, pool, config).run()
     assert db.drain_markers == {}

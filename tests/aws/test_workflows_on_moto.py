@@ -40,10 +40,7 @@ def deployment(stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         settings=stack.settings,
     )
 
-    def record_attributes(name: str, attributes: dict[str, str]) -> None:
-        service.update_internal(name, lambda r: [setattr(r.environment, k, v) for k, v in attributes.items()])
-
-    compute = stack.compute(record_attributes=record_attributes)
+    compute = stack.compute()
     provisioner = Provisioner(service, compute)
     function = load_function("provisioner")
     engine = build_engine(tmp_path / "workflows.db", REGION, ACCOUNT,

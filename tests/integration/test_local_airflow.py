@@ -19,8 +19,9 @@ from typing import Any
 
 import pytest
 
-from airdock.local.airflow_env import AirflowEnvSpec, LocalAirflowEnvironment, entrypoint_argv
+from airdock.local.airflow_env import LocalAirflowEnvironment, entrypoint_argv
 from airdock.local.runtime import RuntimeBuildError, RuntimeCache
+from support.records import local_spec
 from airdock.local.supervisor import (ComponentSpec, ComponentState, Supervisor, SupervisorClosed, reap_orphans,
                                       session_members, tagged_pids)
 
@@ -137,9 +138,8 @@ def test_environment_lifecycle(tmp_path: Path, runtime_cache: RuntimeCache, airf
     dags.mkdir()
     (dags / "test_dags.py").write_text(RETRY_DAG)
     env_dir = tmp_path / "env"
-    spec = AirflowEnvSpec(name=f"it-{airflow_version}", airflow_version=airflow_version,
-                          dags_source=str(dags), tasks_per_worker=2, min_workers=1,
-                          airflow_config_options={"core.default_task_retries": "0"})
+    spec = local_spec(f"it-{airflow_version.replace('.', '-')}", dags, airflow_version,
+                      **{"core.default_task_retries": "0", "celery.worker_concurrency": "2"})
     env = LocalAirflowEnvironment(env_dir, runtime, spec)
     try:
         t0 = time.monotonic()
@@ -202,10 +202,11 @@ def test_controller_sigkill_then_restart_reaps_and_resumes(tmp_path: Path, runti
         import time
         from pathlib import Path
         from airdock.local.runtime import RuntimeCache
-        from airdock.local.airflow_env import AirflowEnvSpec, LocalAirflowEnvironment
+        from airdock.local.airflow_env import LocalAirflowEnvironment
+        from support.records import local_spec
         runtime = RuntimeCache(Path({str(runtime_cache.cache_dir)!r})).ensure("3.3.2", None)
         env = LocalAirflowEnvironment(Path({str(env_dir)!r}), runtime,
-                                      AirflowEnvSpec(name="crashy", dags_source={str(dags)!r}, tasks_per_worker=1))
+                                      local_spec("crashy", {str(dags)!r}, **{{"celery.worker_concurrency": "1"}}))
         env.create()
         env.start()
         env.wait_healthy(180)
@@ -223,8 +224,7 @@ def test_controller_sigkill_then_restart_reaps_and_resumes(tmp_path: Path, runti
         assert all(Path(f"/proc/{p}").exists() for p in old)
         web_port = json.loads((env_dir / "ports.json").read_text())["web"]
 
-        env = LocalAirflowEnvironment(env_dir, runtime, AirflowEnvSpec(name="crashy", dags_source=str(dags),
-                                                                      tasks_per_worker=1))
+        env = LocalAirflowEnvironment(env_dir, runtime, local_spec("crashy", dags, **{"celery.worker_concurrency": "1"}))
         env.start()  # reaps the orphans first: their ports and pid files are in the way otherwise
         assert not [p for p in old if Path(f"/proc/{p}").exists()
                     and Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"]
@@ -275,13 +275,13 @@ def test_check_mode_reports_import_errors(tmp_path: Path, runtime_cache: Runtime
     (dags / "good.py").write_text(RETRY_DAG)
     # Mentions "airflow" and "DAG": Airflow's safe mode skips files that don't.
     (dags / "broken.py").write_text("from airflow.sdk import DAG\nimport this_module_does_not_exist\n")
-    env = LocalAirflowEnvironment(tmp_path / "env", runtime, AirflowEnvSpec(name="chk"))
-    report = env.check_dags(str(dags))
+    env = LocalAirflowEnvironment(tmp_path / "env", runtime, local_spec("chk", dags))
+    report = env.check_dags()
     assert not report["ok"]
     assert "retry_once" in report["dags"]
     assert any("broken.py" in k and "this_module_does_not_exist" in v for k, v in report["import_errors"].items())
     (dags / "broken.py").unlink()
-    assert env.check_dags(str(dags))["ok"]
+    assert env.check_dags()["ok"]
 
 
 # ---- supervisor (no Airflow) --------------------------------------------------------------------
@@ -426,10 +426,11 @@ def test_entrypoint_prepares_configures_runs_and_forwards_sigterm(tmp_path: Path
     env = _entrypoint_env(
         tmp_path, AIRDOCK_DAGS_SOURCE=str(src), AIRDOCK_DAGS_SYNC_INTERVAL="0.3",
         AIRDOCK_PLUGINS_ZIP=str(plugins), AIRDOCK_STARTUP_SCRIPT=str(startup),
-        AIRDOCK_AIRFLOW_CONFIG_OPTIONS=json.dumps({"core.dag_concurrency": "7", "celery.worker_autoscale": "5,5"}),
-        AIRDOCK_COMPONENT_ARGS=json.dumps(["--concurrency", "3"]),
+        AIRFLOW__CORE__DAG_CONCURRENCY="7", AIRFLOW__CELERY__WORKER_AUTOSCALE="5,5",
+        AIRDOCK_PROTECTED_VARIABLES="AIRFLOW_HOME,AIRFLOW__CELERY__WORKER_AUTOSCALE",
     )
-    proc = subprocess.Popen(entrypoint_argv(Path(sys.executable), "celery-worker"), env=env,
+    startup.write_text(startup.read_text() + "export AIRFLOW__CELERY__WORKER_AUTOSCALE=9,9\n")
+    proc = subprocess.Popen(entrypoint_argv(Path(sys.executable), "celery-worker", "--concurrency", "3"), env=env,
                             stderr=subprocess.PIPE, text=True)
     try:
         _wait(lambda: (tmp_path / "running").exists(), 15, "the component to start", 0.1)
@@ -441,7 +442,8 @@ def test_entrypoint_prepares_configures_runs_and_forwards_sigterm(tmp_path: Path
         assert child_env["AIRFLOW__CORE__DAG_CONCURRENCY"] == "7"
         assert child_env["AIRFLOW__CELERY__WORKER_AUTOSCALE"] == "5,5"
         assert child_env["FROM_STARTUP"] == "yes"
-        assert child_env["AIRFLOW_HOME"] == str(home)  # reserved: the script may not move it
+        assert child_env["AIRFLOW_HOME"] == str(home)  # protected: the script may not move it
+        assert child_env["AIRFLOW__CELERY__WORKER_AUTOSCALE"] == "5,5"  # the user's option wins, as on MWAA
         # Changes in the source reach the DAG folder within seconds; removed files go away.
         (src / "c.py").write_text("C = 1\n")
         (src / "sub" / "b.py").unlink()

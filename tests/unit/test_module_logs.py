@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
 from airdock.core.logs import at_least, component_module, log_group_name, module_for
-from airdock.local.airflow_env import AirflowEnvSpec, LocalAirflowEnvironment
 from airdock.local.logs import LocalLogs, line_level
 
 
@@ -44,18 +42,6 @@ def test_levels_are_compared_like_python_logging() -> None:
 def test_the_level_of_a_text_line_is_read_from_the_line(line: str, level: str | None) -> None:
     assert line_level(line) == level
 
-
-def test_each_component_gets_its_modules_airflow_logging_level() -> None:
-    spec = AirflowEnvSpec(name="e", log_levels={"Task": "WARNING", "Worker": "ERROR", "Scheduler": "DEBUG",
-                                                  "DAGProcessing": "INFO", "WebServer": "CRITICAL"})
-    env = SimpleNamespace(spec=spec)
-    worker = LocalAirflowEnvironment._logging_env(env, "celery-worker")  # type: ignore[arg-type]
-    # Task processes run inside the worker and inherit logging_level; Celery's own output follows the Worker level.
-    assert worker == {"AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING", "AIRFLOW__LOGGING__CELERY_LOGGING_LEVEL": "ERROR"}
-    assert LocalAirflowEnvironment._logging_env(env, "scheduler") == {"AIRFLOW__LOGGING__LOGGING_LEVEL": "DEBUG"}  # type: ignore[arg-type]
-    assert LocalAirflowEnvironment._logging_env(env, "triggerer") == {"AIRFLOW__LOGGING__LOGGING_LEVEL": "DEBUG"}  # type: ignore[arg-type]
-    assert LocalAirflowEnvironment._logging_env(env, "api-server") == {"AIRFLOW__LOGGING__LOGGING_LEVEL": "CRITICAL"}  # type: ignore[arg-type]
-    assert LocalAirflowEnvironment._logging_env(SimpleNamespace(spec=AirflowEnvSpec(name="e")), "scheduler") == {}  # type: ignore[arg-type]
 
 
 def _task_log(envs: Path, name: str) -> Path:

@@ -1,38 +1,42 @@
-"""Composition root: which adapters back the domain in this process.
+"""Composition root on AWS: which adapters back the domain in a Lambda function.
 
-Lambda functions call `environment_service()`; its adapters are chosen once from the environment
-(`AIRDOCK_BACKEND=aws`, the default inside Lambda). The local server does not go through here: it
-builds its own service and hands it to the handlers with Powertools' `dependency_overrides`, so
-no module state is patched.
+Each function's handler asks here for the domain object it drives (the service, the provisioner,
+the autoscaler run, the lifecycle), built once per Lambda container from the function's
+environment variables (template.yaml sets them). Local mode never comes here: `airdock serve`
+composes its own adapters (airdock.local.context) and hands the handlers the same domain objects.
 """
 from __future__ import annotations
 
-import os
 from functools import lru_cache
-from typing import TYPE_CHECKING
 
+from airdock.aws import factory
+from airdock.aws.metrics import CloudWatchMetrics, ReadYourWritesMetrics
+from airdock.core.autoscaling import Autoscaler, AutoscalingConfig
+from airdock.core.lifecycle import Lifecycle
+from airdock.core.provisioning import Provisioner
 from airdock.core.service import EnvironmentService
 from airdock.core.settings import settings
-
-if TYPE_CHECKING:
-    from airdock.core.provisioning import Provisioner
 
 
 @lru_cache(maxsize=1)
 def environment_service() -> EnvironmentService:
-    backend = os.environ.get("AIRDOCK_BACKEND", "aws")
-    if backend == "aws":
-        from airdock.aws.factory import build_service
-
-        return build_service(settings())
-    # Local mode never gets here: `airdock serve` builds its LocalContext and overrides this
-    # dependency, so there is no second way to assemble the local adapters.
-    raise RuntimeError(f"AIRDOCK_BACKEND must be 'aws' here (local mode injects its own service), not {backend!r}")
+    return factory.build_service(settings())
 
 
 @lru_cache(maxsize=1)
-def provisioner() -> "Provisioner":
-    from airdock.aws.factory import build_compute
-    from airdock.core.provisioning import Provisioner
+def provisioner() -> Provisioner:
+    return Provisioner(environment_service(), factory.compute_from_environ(settings()))
 
-    return Provisioner(environment_service(), build_compute(settings()))
+
+@lru_cache(maxsize=1)
+def autoscaler() -> Autoscaler:
+    # On AWS nothing else publishes the task metrics: the run samples them before deciding.
+    # Decisions are not stored on AWS yet: each is a JSON log line in the function's log group.
+    return Autoscaler(environment_service().repository, ReadYourWritesMetrics(CloudWatchMetrics()),
+                      factory.worker_pool_from_environ(settings()), AutoscalingConfig.from_environ(),
+                      samples_metrics=True)
+
+
+@lru_cache(maxsize=1)
+def lifecycle() -> Lifecycle:
+    return Lifecycle(environment_service(), factory.compute_from_environ(settings()))

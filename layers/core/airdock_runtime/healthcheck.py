@@ -1,36 +1,47 @@
-"""The container health check of every component (the image's HEALTHCHECK and the ECS task
-definitions run `python -m airdock_runtime.healthcheck`), chosen by AIRDOCK_COMPONENT.
+"""Is this container's component healthy? `python -m airdock_runtime.healthcheck CHECK [ARG]`,
+exit 0 when it is: the image's HEALTHCHECK and the ECS task definitions run it with the check the
+environment's blueprint names for the component (airdock.core.blueprint).
 
-The web components answer their health endpoint; job components must have a live heartbeat in
-the metadata database; a worker's Celery process must be alive (`celery inspect ping` needs
-remote control, which the SQS broker does not support).
+    http URL          the web server's health endpoint answers and reports the metadata database
+                      healthy (it answers 200 even when components are not: read the JSON)
+    job JOB_TYPE      the component's job (SchedulerJob, TriggererJob, DagProcessorJob) has a live
+                      heartbeat in the metadata database
+    port PORT         something accepts connections on 127.0.0.1:PORT (the web front)
+    celery-worker     a Celery worker process is alive, or the worker was drained on purpose
+                      (`celery inspect ping` needs remote control, which SQS does not support)
 """
 from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import urllib.request
 
-from airdock_runtime.entrypoint import DRAINED_FILE
-
-JOBS = {"scheduler": "SchedulerJob", "triggerer": "TriggererJob", "dag-processor": "DagProcessorJob"}
+from airdock_runtime.component import DRAINED_FILE
 
 
-def web_healthy(component: str, environ: dict[str, str]) -> bool:
-    path = "/api/v2/monitor/health" if component == "api-server" else "/health"
-    base = environ.get("AIRFLOW__API__BASE_URL") or environ.get("AIRFLOW__WEBSERVER__BASE_URL") or ""
-    prefix = base.split("://", 1)[-1].partition("/")[2]
-    url = "http://127.0.0.1:8080" + ("/" + prefix.strip("/") if prefix.strip("/") else "") + path
+def web_healthy(url: str) -> bool:
     with urllib.request.urlopen(url, timeout=20) as reply:
         report = json.load(reply)
-    # The endpoint answers 200 even when components are unhealthy: read the JSON.
     return bool(report.get("metadatabase", {}).get("status") == "healthy")
 
 
+def job_healthy(job_type: str) -> bool:
+    return subprocess.call(["airflow", "jobs", "check", "--job-type", job_type, "--local"], timeout=25) == 0
+
+
+def port_open(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), 5).close()
+    except OSError:
+        return False
+    return True
+
+
 def worker_healthy(environ: dict[str, str]) -> bool:
-    # Drained on purpose (entrypoint.ComponentRun): Celery is stopped, the task waits for the
+    # Drained on purpose (component.ComponentRun): Celery is stopped, the task waits for the
     # autoscaler to release it; replacing it would undo the drain.
     if os.path.exists(os.path.join(environ.get("AIRFLOW_HOME", ""), DRAINED_FILE)):
         return True
@@ -45,16 +56,22 @@ def worker_healthy(environ: dict[str, str]) -> bool:
     return False
 
 
-def main(environ: dict[str, str]) -> int:
-    component = environ.get("AIRDOCK_COMPONENT", "")
-    if component in ("api-server", "webserver"):
-        return 0 if web_healthy(component, environ) else 1
-    if component in JOBS:
-        return subprocess.call(["airflow", "jobs", "check", "--job-type", JOBS[component], "--local"], timeout=25)
-    if component in ("celery-worker", "worker"):
-        return 0 if worker_healthy(environ) else 1
-    return 0
+def healthy(args: list[str], environ: dict[str, str]) -> bool:
+    check, *rest = args or [""]
+    if check == "http" and rest:
+        return web_healthy(rest[0])
+    if check == "job" and rest:
+        return job_healthy(rest[0])
+    if check == "port" and rest:
+        return port_open(int(rest[0]))
+    if check == "celery-worker":
+        return worker_healthy(environ)
+    raise SystemExit(f"unknown health check {' '.join(args)!r}")
 
 
 if __name__ == "__main__":
-    sys.exit(main(dict(os.environ)))
+    try:
+        ok = healthy(sys.argv[1:], dict(os.environ))
+    except OSError:
+        ok = False
+    sys.exit(0 if ok else 1)

@@ -76,28 +76,20 @@ def compute_from_environ(
     settings: Settings,
     environ: dict[str, str] | None = None,
     clients: dict[str, Any] | None = None,
-    record_attributes: Any = None,
-    busy_workers: Any = None,
 ) -> "EcsCompute":
-    """ECS compute from the provisioner function's variables. `clients` (service name -> boto3
-    client) lets tests hand in clients bound to moto."""
+    """ECS compute from the provisioner's (or lifecycle's) variables. `clients` (service name ->
+    boto3 client) lets tests hand in clients bound to moto."""
     from airdock.aws.broker import SqsBroker
-    from airdock.aws.compute import EcsCompute, EcsConfig
+    from airdock.aws.compute import EcsCompute
     from airdock.aws.database import AuroraDatabases, DatabaseCluster
     from airdock.aws.discovery import CloudMapDiscovery, DiscoveryConfig
     from airdock.aws.logs import CloudWatchLogGroups
+    from airdock.aws.secrets import EnvironmentSecrets
+    from airdock.aws.task_definitions import EcsConfig
     from airdock.aws.web import AlbWebAccess, LoadBalancer, WebConfig
 
     env = environ if environ is not None else dict(os.environ)
-    given = clients or {}
-
-    def client(service: str) -> Any:
-        if service not in given:
-            import boto3
-
-            given[service] = boto3.client(service, region_name=settings.region)
-        return given[service]
-
+    client = _clients(settings, clients if clients is not None else {})
     https = env.get("AIRDOCK_LISTENER_HTTPS", "false").lower() == "true"
     public_listener = env.get("AIRDOCK_PUBLIC_LISTENER_ARN") or ""
     web = AlbWebAccess(
@@ -138,43 +130,17 @@ def compute_from_environ(
             DiscoveryConfig(_required("AIRDOCK_DISCOVERY_NAMESPACE_ID", env), _required("AIRDOCK_DISCOVERY_NAMESPACE", env)),
             client("servicediscovery"),
         ),
+        secrets=EnvironmentSecrets(client("secretsmanager"), region=settings.region, account_id=settings.account_id,
+                                   partition=settings.partition),
+        # Workers are protected and scaled through the autoscaler's pool only.
+        workers=worker_pool_from_environ(settings, env, clients),
         ecs=client("ecs"),
         ec2=client("ec2"),
         ecr=client("ecr"),
-        secretsmanager=client("secretsmanager"),
-        record_attributes=record_attributes,
-        busy_workers=busy_workers,
     )
 
 
-def build_compute(settings: Settings) -> "EcsCompute":
-    def record_attributes(name: str, attributes: dict[str, str]) -> None:
-        # The Compute port has no channel for resource attributes (e.g. CeleryExecutorQueue),
-        # so they are written to the record here, through the same service the steps use.
-        from airdock.wiring import environment_service
-
-        def apply(record: Any) -> None:
-            for key, value in attributes.items():
-                setattr(record.environment, key, value)
-
-        environment_service().update_internal(name, apply)
-
-    return compute_from_environ(settings, record_attributes=record_attributes)
-
-
-# ---------------------------------------------------------------------------- autoscaler
-
-
-def worker_pool_from_environ(settings: Settings, environ: dict[str, str] | None = None,
-                             clients: dict[str, Any] | None = None) -> "EcsWorkerPool":
-    """The ECS worker pool from the autoscaler's (or lifecycle's) variables: AIRDOCK_ECS_CLUSTER
-    and AIRDOCK_DB_CLUSTER_ARN (task counts and drain markers through the RDS Data API)."""
-    from airdock_runtime.drain import DrainMarkers
-    from airdock.aws.worker_pool import EcsWorkerPool, MetadataTaskCounts
-
-    env = environ if environ is not None else dict(os.environ)
-    given = clients if clients is not None else {}
-
+def _clients(settings: Settings, given: dict[str, Any]) -> Any:
     def client(service: str) -> Any:
         if service not in given:
             import boto3
@@ -182,81 +148,22 @@ def worker_pool_from_environ(settings: Settings, environ: dict[str, str] | None 
             given[service] = boto3.client(service, region_name=settings.region)
         return given[service]
 
+    return client
+
+
+# ---------------------------------------------------------------------------- autoscaler
+
+
+def worker_pool_from_environ(settings: Settings, environ: dict[str, str] | None = None,
+                             clients: dict[str, Any] | None = None) -> "EcsWorkerPool":
+    """The ECS worker pool from the autoscaler's (or lifecycle's, or provisioner's) variables:
+    AIRDOCK_ECS_CLUSTER and AIRDOCK_DB_CLUSTER_ARN (task counts and drain markers through the RDS
+    Data API)."""
+    from airdock.aws.worker_pool import EcsWorkerPool, MetadataTaskCounts
+    from airdock_runtime.drain import DrainMarkers
+
+    env = environ if environ is not None else dict(os.environ)
+    client = _clients(settings, clients if clients is not None else {})
     counts = MetadataTaskCounts(_required("AIRDOCK_DB_CLUSTER_ARN", env), client("rds-data"), client("secretsmanager"))
     return EcsWorkerPool(client("ecs"), _required("AIRDOCK_ECS_CLUSTER", env), task_counts=counts, sqs=client("sqs"),
                          upcoming=counts.upcoming_runs, markers=DrainMarkers(counts.execute))
-
-
-def build_autoscaler_adapters(settings: Settings, environ: dict[str, str] | None = None,
-                              clients: dict[str, Any] | None = None) -> tuple[Any, Any, Any]:
-    """(metrics, pool, decisions) for functions/autoscaler. Decisions are not stored on AWS yet:
-    each one is a JSON log line in the function's log group (autoscaling.step logs it)."""
-    given = clients if clients is not None else {}
-    pool = worker_pool_from_environ(settings, environ, given)
-    from airdock.aws.metrics import ReadYourWritesMetrics
-
-    metrics = ReadYourWritesMetrics(CloudWatchMetrics(given.get("cloudwatch")))
-    return metrics, pool, None
-
-
-def publish_task_metrics(repository: Any, metrics: Any, pool: Any, now: float | None = None,
-                         config: Any = None) -> int:
-    """Sample QueuedTasks/RunningTasks/ScheduledTasks of every AVAILABLE environment into the
-    Metrics port, just before the autoscaler decides: on AWS nothing else publishes them.
-    Returns the number of points written."""
-    import logging
-    import time
-
-    from airdock.core import autoscaling, status
-    from airdock.core.ports import MetricPoint, all_records
-
-    at = time.time() if now is None else now
-    config = config or autoscaling.AutoscalingConfig.from_environ()
-    points: list[MetricPoint] = []
-    for record in all_records(repository):
-        name = record.name
-        if record.environment.Status != status.AVAILABLE:
-            continue
-        try:
-            queued, running, scheduled = autoscaling.sample_task_counts(pool, name, at, config)
-        except Exception as exc:  # the decision then holds (no fresh metrics), as designed
-            logging.getLogger(__name__).warning("no task counts for %s: %s", name, exc)
-            continue
-        # Dimension Environment only: the series CloudWatchMetrics.query reads.
-        points += [MetricPoint(name, autoscaling.QUEUED, float(queued), at, unit="Count"),
-                   MetricPoint(name, autoscaling.RUNNING, float(running), at, unit="Count")]
-        if scheduled is not None:
-            points.append(MetricPoint(name, autoscaling.SCHEDULED, float(scheduled), at, unit="Count"))
-    if points:
-        metrics.put(points)
-    return len(points)
-
-
-def prune_drain_markers(repository: Any, pool: Any) -> int:
-    """After an autoscaler run: delete the drain markers of worker tasks that have stopped or no
-    longer exist, in every AVAILABLE environment (EcsWorkerPool.prune_drain_markers). Returns the
-    number of environments pruned; a failure is logged and retried on the next run."""
-    import logging
-
-    from airdock.core import status
-    from airdock.core.ports import all_records
-
-    pruned = 0
-    for record in all_records(repository):
-        if record.environment.Status != status.AVAILABLE:
-            continue
-        try:
-            pool.prune_drain_markers(record.name)
-            pruned += 1
-        except Exception as exc:
-            logging.getLogger(__name__).warning("drain markers of %s not pruned: %s", record.name, exc)
-    return pruned
-
-
-def build_lifecycle_compute(settings: Settings) -> "EcsCompute":
-    """ECS compute for the lifecycle function: a GRACEFUL maintenance restart protects exactly
-    the busy workers (from the worker pool's task counts)."""
-    compute = build_compute(settings)
-    pool = worker_pool_from_environ(settings, clients={"ecs": compute.ecs, "secretsmanager": compute.sm})
-    compute.busy_workers = pool.busy_worker_tasks
-    return compute

@@ -7,30 +7,8 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from airdock.aws import naming
-from airdock.core.logs import MODULES
+from airdock.core.logs import MODULE_NAMES, enabled_modules, log_group_name
 from airdock.core.models import Environment
-
-# Which component writes its process output to which module's group.
-COMPONENT_MODULE: dict[str, str] = {
-    "scheduler": "SchedulerLogs",
-    "webserver": "WebserverLogs",
-    "web-front": "WebserverLogs",
-    "dag-processor": "DagProcessingLogs",
-    "triggerer": "SchedulerLogs",
-    "worker": "WorkerLogs",
-    "migrate": "SchedulerLogs",
-}
-
-
-def enabled_modules(env: Environment) -> dict[str, str]:
-    """member -> LogLevel for every enabled module."""
-    enabled: dict[str, str] = {}
-    for member in MODULES:
-        module = getattr(env.LoggingConfiguration, member, None)
-        if module is not None and module.Enabled:
-            enabled[member] = module.LogLevel
-    return enabled
 
 
 class CloudWatchLogGroups:
@@ -38,29 +16,26 @@ class CloudWatchLogGroups:
         self.retention_days = retention_days
         self.logs = client or boto3.client("logs")
 
-    def group(self, env_name: str, member: str) -> str:
-        return naming.log_group_name(env_name, MODULES[member])
-
     def ensure(self, env: Environment) -> dict[str, str]:
         """Create the groups of the enabled modules (an existing group is kept: it may hold the
-        environment's earlier logs); returns member -> group name."""
+        environment's earlier logs); returns module -> group name."""
         groups: dict[str, str] = {}
-        for member in enabled_modules(env):
-            name = self.group(env.Name, member)
+        for module in enabled_modules(env):
+            name = log_group_name(env.Name, module)
             try:
                 self.logs.create_log_group(logGroupName=name, tags={"airdock:environment": env.Name})
             except ClientError as exc:
                 if exc.response["Error"]["Code"] != "ResourceAlreadyExistsException":
                     raise
             self.logs.put_retention_policy(logGroupName=name, retentionInDays=self.retention_days)
-            groups[member] = name
+            groups[module] = name
         return groups
 
     def existing(self, env_name: str) -> list[str]:
         prefix = f"airflow-{env_name}-"
         names: list[str] = []
         for page in self.logs.get_paginator("describe_log_groups").paginate(logGroupNamePrefix=prefix):
-            names.extend(g["logGroupName"] for g in page["logGroups"] if g["logGroupName"][len(prefix):] in MODULES.values())
+            names.extend(g["logGroupName"] for g in page["logGroups"] if g["logGroupName"][len(prefix):] in MODULE_NAMES)
         return names
 
     def delete(self, env_name: str) -> None:

@@ -57,10 +57,6 @@ def pg_identifier(env: str, kind: str) -> str:
     return fit(f"{PREFIX}_{kind}_{re.sub(r'[^a-z0-9_]', '_', env.lower())}", 63).replace("-", "_")
 
 
-def log_group_name(env: str, module: str) -> str:
-    # MWAA's own naming (MWAA_FACTS.md): airflow-{Name}-{Module}.
-    return f"airflow-{env}-{module}"
-
 
 def started_by(env: str) -> str:
     # ECS startedBy: 36 characters at most.

@@ -70,6 +70,8 @@ FARGATE_MEMORY: dict[int, "range | tuple[int, ...]"] = {
 
 
 def size(environment_class: str, component: str) -> Size:
+    if component == "migrate":
+        return MIGRATE
     return SIZES[environment_class][component]
 
 

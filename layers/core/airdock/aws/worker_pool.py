@@ -171,18 +171,14 @@ class EcsWorkerPool:
         exact where a list is wider, e.g. a task started by hand in the same cluster)."""
         service = naming.service_name(environment, "worker")
         arns: list[str] = []
-        request: dict[str, Any] = {"cluster": self.cluster, "serviceName": service, "desiredStatus": desired_status}
-        while True:
-            try:
-                page = self.ecs.list_tasks(**request)
-            except ClientError as exc:
-                if exc.response["Error"]["Code"] == "ServiceNotFoundException":
-                    return []
-                raise
-            arns += page.get("taskArns", [])
-            if not page.get("nextToken"):
-                break
-            request["nextToken"] = page["nextToken"]
+        try:
+            for page in self.ecs.get_paginator("list_tasks").paginate(cluster=self.cluster, serviceName=service,
+                                                                      desiredStatus=desired_status):
+                arns += page.get("taskArns", [])
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ServiceNotFoundException":
+                return []
+            raise
         tasks: list[dict[str, Any]] = []
         for start in range(0, len(arns), 100):  # DescribeTasks takes 100 tasks a call
             tasks += self.ecs.describe_tasks(cluster=self.cluster, tasks=arns[start:start + 100],
@@ -278,13 +274,24 @@ class EcsWorkerPool:
     def protect(self, environment: str, worker_id: str, on: bool, minutes: int = DRAIN_PROTECTION_MINUTES) -> None:
         if worker_id.startswith(PENDING_PREFIX):
             return
-        request: dict[str, Any] = {"cluster": self.cluster, "tasks": [worker_id], "protectionEnabled": on}
-        if on:
-            request["expiresInMinutes"] = minutes
-        response = self.ecs.update_task_protection(**request)
-        for failure in response.get("failures", []):
-            if failure.get("reason") != "TASK_NOT_VALID":  # stopped already: nothing to protect
-                raise RuntimeError(f"task protection of {worker_id} failed: {failure.get('reason')}")
+        self.protect_tasks([worker_id], on, minutes)
+
+    def protect_tasks(self, task_arns: list[str], on: bool, minutes: int = DRAIN_PROTECTION_MINUTES) -> None:
+        """ECS task scale-in protection set (for `minutes`) or lifted: while set, ECS never
+        picks the task when the desired count drops, and a deployment waits for it."""
+        for start in range(0, len(task_arns), 10):  # UpdateTaskProtection takes 10 tasks a call
+            request: dict[str, Any] = {"cluster": self.cluster, "tasks": task_arns[start:start + 10],
+                                       "protectionEnabled": on}
+            if on:
+                request["expiresInMinutes"] = minutes
+            response = self.ecs.update_task_protection(**request)
+            for failure in response.get("failures", []):
+                if failure.get("reason") != "TASK_NOT_VALID":  # stopped already: nothing to protect
+                    raise RuntimeError(f"task protection of {failure.get('arn')} failed: {failure.get('reason')}")
+
+    def protect_all(self, environment: str, on: bool) -> None:
+        """Every worker task of the environment (a FORCED update, a pause: none may hold a deployment back)."""
+        self.protect_tasks([t["taskArn"] for t in self._tasks(environment, "RUNNING")], on)
 
     def _tag(self, worker_id: str, key: str, value: str) -> None:
         try:
@@ -354,7 +361,7 @@ class EcsWorkerPool:
         except Exception as exc:  # the release stands; prune_drain_markers retries the delete
             log.warning("[%s] drain marker of %s not deleted yet: %s", environment, worker_id, exc)
 
-    def prune_drain_markers(self, environment: str) -> None:
+    def tidy(self, environment: str) -> None:
         """Delete the drain markers of worker tasks that have stopped or no longer exist. A task
         ECS is still stopping keeps its marker, so it stays drained until its SIGTERM."""
         if self.markers is None:
@@ -369,10 +376,8 @@ class EcsWorkerPool:
         drops, the ECS service scheduler may only pick idle tasks."""
         workers = [w for w in self.workers(environment)
                    if w.id != exclude and not w.id.startswith(PENDING_PREFIX) and w.state != "stopped"]
-        unguarded = [w.id for w in workers if w.busy_tasks > 0 and not w.protected]
-        for start in range(0, len(unguarded), 10):
-            self.ecs.update_task_protection(cluster=self.cluster, tasks=unguarded[start:start + 10],
-                                            protectionEnabled=True, expiresInMinutes=GUARD_PROTECTION_MINUTES)
+        self.protect_tasks([w.id for w in workers if w.busy_tasks > 0 and not w.protected], True,
+                           GUARD_PROTECTION_MINUTES)
 
     def busy_worker_tasks(self, environment: str) -> list[str]:
         """Worker tasks running at least one task instance (a GRACEFUL restart protects them)."""

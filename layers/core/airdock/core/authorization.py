@@ -44,7 +44,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError as PydanticVa
 from airdock.core.errors import AccessDenied, ValidationError
 from airdock.core.paths import CACHED_LENGTH, percent_decode
 from airdock.core.ports import Caller
-from airdock_runtime.tokens import AIRFLOW_ROLES
 
 SERVICE = "airflow"
 # Operations whose resource is the Airflow role the caller is given (MWAA's `rbac-role` resource).

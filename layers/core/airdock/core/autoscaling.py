@@ -32,8 +32,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Mapping
 
 from airdock.core import catalog, status
-from airdock.core.ports import (Clock, DecisionLog, EnvironmentRepository, MetricPoint, Metrics, UpcomingRun,
-                                WorkerInfo, WorkerPool, all_records)
+from airdock.core.ports import (Clock, DecisionLog, EnvironmentRepository, MetricPoint, Metrics, SystemClock, UpcomingRun, WorkerInfo, WorkerPool, all_records)
 
 log = logging.getLogger("airdock.autoscaler")
 
@@ -428,3 +427,56 @@ def describe(environment: str, *, now: float, tasks_per_worker: int, min_workers
         ],
         "LastDecisions": decisions.recent(environment, limit) if decisions is not None else [],
     }
+
+
+def publish_task_metrics(repository: EnvironmentRepository, metrics: Metrics, pool: WorkerPool, now: float,
+                         config: AutoscalingConfig) -> int:
+    """Sample QueuedTasks/RunningTasks/ScheduledTasks of every AVAILABLE environment into the
+    Metrics port, just before deciding (where nothing else publishes them: on AWS). Returns the
+    number of points written."""
+    points: list[MetricPoint] = []
+    for record in all_records(repository):
+        name = record.name
+        if record.environment.Status != status.AVAILABLE:
+            continue
+        try:
+            queued, running, scheduled = sample_task_counts(pool, name, now, config)
+        except Exception as exc:  # the decision then holds (no fresh metrics), as designed
+            log.warning("no task counts for %s: %s", name, exc)
+            continue
+        # Dimension Environment only: the series the Metrics port's query reads.
+        points += [MetricPoint(name, QUEUED, float(queued), now, unit="Count"),
+                   MetricPoint(name, RUNNING, float(running), now, unit="Count")]
+        if scheduled is not None:
+            points.append(MetricPoint(name, SCHEDULED, float(scheduled), now, unit="Count"))
+    if points:
+        metrics.put(points)
+    return len(points)
+
+
+@dataclass
+class Autoscaler:
+    """One autoscaler run (the autoscaler function's work, on AWS every minute, locally every few
+    seconds): decide and act for every AVAILABLE environment, then let the pool tidy up."""
+
+    repository: EnvironmentRepository
+    metrics: Metrics
+    pool: WorkerPool
+    config: AutoscalingConfig
+    clock: Clock = field(default_factory=SystemClock)
+    decisions: DecisionLog | None = None
+    # Sample the task metrics first: where no collector publishes them (AWS).
+    samples_metrics: bool = False
+
+    def run(self) -> list[Decision]:
+        if self.samples_metrics:
+            publish_task_metrics(self.repository, self.metrics, self.pool, self.clock.now().timestamp(), self.config)
+        made = tick(self.repository, self.metrics, self.pool, self.clock, self.config, self.decisions)
+        for record in all_records(self.repository):
+            if record.environment.Status != status.AVAILABLE:
+                continue
+            try:
+                self.pool.tidy(record.name)
+            except Exception as exc:  # retried on the next run
+                log.warning("worker pool of %s not tidied: %s", record.name, exc)
+        return made

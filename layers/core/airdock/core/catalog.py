@@ -32,10 +32,55 @@ ENVIRONMENT_CLASSES: dict[str, EnvironmentClass] = {
 }
 DEFAULT_ENVIRONMENT_CLASS = "mw1.small"
 
+@dataclass(frozen=True)
+class AirflowRelease:
+    """An Airflow version Airdock runs, with what depends on it. Each runs on the Python MWAA
+    uses for it, from one lock (airdock_runtime/locks) that local runtimes and the image share."""
+
+    version: str
+    python: str
+
+    @property
+    def major(self) -> int:
+        return int(self.version.split(".", 1)[0])
+
+    @property
+    def minor(self) -> tuple[int, int]:
+        major, minor = self.version.split(".")[:2]
+        return int(major), int(minor)
+
+    @property
+    def web_server(self) -> str:
+        """The component serving the UI and REST API: Airflow 3's API server, Airflow 2's webserver."""
+        return "api-server" if self.major >= 3 else "webserver"
+
+    @property
+    def api_prefix(self) -> str:
+        return "/api/v2" if self.major >= 3 else "/api/v1"
+
+    @property
+    def health_path(self) -> str:
+        return "/api/v2/monitor/health" if self.major >= 3 else "/health"
+
+    @property
+    def lock(self) -> str:
+        return f"airflow-{self.version}-py{self.python}.txt"
+
+
 # The Airflow versions Airdock can really run (each is installed and tested); the newest is the
 # default, as in MWAA. Ordered oldest → newest.
-AIRFLOW_VERSIONS: tuple[str, ...] = ("2.11.0", "3.3.2")
+RELEASES: dict[str, AirflowRelease] = {
+    r.version: r for r in (
+        AirflowRelease("2.11.0", "3.11"),
+        AirflowRelease("3.3.2", "3.11"),
+    )
+}
+AIRFLOW_VERSIONS: tuple[str, ...] = tuple(RELEASES)
 DEFAULT_AIRFLOW_VERSION = AIRFLOW_VERSIONS[-1]
+
+
+def release(version: str) -> AirflowRelease:
+    return RELEASES[version]
 
 # Airflow 2's REST API authentication: basic auth (InvokeRestApi and the web front's sign-in
 # call it as FAB users) and the UI's session. Airflow's own default is the session only.
@@ -47,35 +92,6 @@ DEFAULT_MAX_WORKERS = 10
 DEFAULT_WEEKLY_MAINTENANCE_WINDOW = "SUN:03:00"
 DEFAULT_WEBSERVER_ACCESS_MODE = "PRIVATE_ONLY"
 DEFAULT_ENDPOINT_MANAGEMENT = "SERVICE"
-
-# Options Airdock itself sets to wire the environment together; a user value would break it.
-BLOCKED_CONFIGURATION_OPTIONS: frozenset[str] = frozenset(
-    {
-        "core.executor",
-        "core.sql_alchemy_conn",
-        "database.sql_alchemy_conn",
-        "core.fernet_key",
-        "core.dags_folder",
-        "core.plugins_folder",
-        "core.load_examples",
-        "celery.broker_url",
-        "celery.result_backend",
-        "celery.celery_app_name",
-        "celery_broker_transport_options.predefined_queues",
-        "logging.base_log_folder",
-        "logging.worker_log_server_port",
-        "logging.trigger_log_server_port",
-        "logging.logging_config_class",
-        "api.port",
-        "api.host",
-        "api.base_url",
-        "api_auth.jwt_secret",
-        "webserver.secret_key",
-        "webserver.web_server_port",
-        "webserver.web_server_host",
-        "webserver.base_url",
-    }
-)
 
 
 def tasks_per_worker(environment_class: str, options: dict[str, str] | None = None) -> int:

@@ -39,23 +39,23 @@ def module_for(name: str) -> str:
     raise ValueError(f"unknown log module {name!r}; one of {', '.join(MODULE_NAMES)}")
 
 
-def component_module(component: str) -> str | None:
-    """Which module a component's own output belongs to (None: platform plumbing, not Airflow).
+# Which module an environment component's own output feeds (the blueprint's component names).
+# The triggerer has no module of its own in MWAA's LoggingConfiguration: like MWAA's, its lines go
+# to the Scheduler module (it runs deferred tasks the scheduler hands over); the database
+# migration's too.
+COMPONENT_MODULE: dict[str, str] = {
+    "scheduler": "Scheduler", "triggerer": "Scheduler", "migrate": "Scheduler",
+    "dag-processor": "DAGProcessing", "webserver": "WebServer", "web-front": "WebServer", "worker": "Worker",
+}
+# Process names for the same components (Airflow's command names).
+_ALIASES_OF_COMPONENTS = {"api-server": "webserver", "celery-worker": "worker"}
 
-    The triggerer has no module of its own in MWAA's LoggingConfiguration; like MWAA's, its lines go
-    to the Scheduler module (it runs deferred tasks the scheduler hands over).
-    """
+
+def component_module(component: str) -> str | None:
+    """Which module a component's output belongs to, from a component or process name such as
+    `scheduler-2`, `api-server` or `worker-3` (None: platform plumbing, not Airflow)."""
     base = re.sub(r"-\d+$", "", component)
-    return {
-        "scheduler": "Scheduler",
-        "triggerer": "Scheduler",
-        "dag-processor": "DAGProcessing",
-        "api-server": "WebServer",
-        "webserver": "WebServer",
-        "web-front": "WebServer",
-        "worker": "Worker",
-        "celery-worker": "Worker",
-    }.get(base)
+    return COMPONENT_MODULE.get(_ALIASES_OF_COMPONENTS.get(base, base))
 
 
 def normalise_level(level: str | None) -> str | None:

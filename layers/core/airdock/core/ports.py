@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel
@@ -103,8 +103,9 @@ class Compute(Protocol):
     Failures the user can fix raise `ProvisioningError` with a message saying what to fix.
     """
 
-    def prepare(self, env: Environment, progress: "Progress") -> None:
-        """Directories/resources, metadata database, secrets, ports."""
+    def prepare(self, env: Environment, progress: "Progress") -> Mapping[str, str]:
+        """Directories/resources, metadata database, secrets, ports. Returns the MWAA members
+        the platform's resources give the environment (e.g. CeleryExecutorQueue), to record."""
 
     def build_runtime(self, env: Environment, progress: "Progress") -> None:
         """Airflow of the right version plus the environment's requirements."""
@@ -225,6 +226,10 @@ class WorkerPool(Protocol):
     def protect(self, environment: str, worker_id: str, on: bool) -> None:
         """Scale-in protection: while on, nothing but `release(force=True)` may stop the worker
         (ECS task scale-in protection on AWS)."""
+
+    def tidy(self, environment: str) -> None:
+        """After a run: forget what released workers left behind (ECS: the drain markers of
+        stopped tasks)."""
 
 
 class DecisionLog(Protocol):

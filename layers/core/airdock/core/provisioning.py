@@ -83,7 +83,13 @@ class Provisioner:
 
     def prepare(self, event: dict[str, Any]) -> dict[str, Any]:
         env = self._env(event)
-        self.compute.prepare(env, self._progress(env.Name))
+        attributes = self.compute.prepare(env, self._progress(env.Name))
+        if attributes:
+            def record(stored: EnvironmentRecord) -> None:
+                for key, value in attributes.items():
+                    setattr(stored.environment, key, value)
+
+            self.service.update_internal(env.Name, record)
         return {}
 
     def build_runtime(self, event: dict[str, Any]) -> dict[str, Any]:

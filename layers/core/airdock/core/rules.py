@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from airdock.core import catalog
+from airdock.core.blueprint import PLATFORM_OWNED_OPTIONS
 from airdock.core.errors import ValidationError
 from airdock.core.models import Environment
 
@@ -56,7 +57,7 @@ def check_configuration_options(options: dict[str, str]) -> None:
                 f"Invalid AirflowConfigurationOptions key '{key}': keys have the form section.option "
                 "(for example core.default_task_retries)."
             )
-        if key in catalog.BLOCKED_CONFIGURATION_OPTIONS:
+        if key in PLATFORM_OWNED_OPTIONS:
             raise ValidationError(
                 f"Invalid AirflowConfigurationOptions key '{key}': this option is managed by the "
                 "service and cannot be overridden."

@@ -7,15 +7,15 @@ import os
 import shutil
 import threading
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-from airdock.core import catalog
+from airdock.core.blueprint import Sources
 from airdock.core.errors import Interrupted, ProvisioningError
-from airdock.core.logs import module_levels
 from airdock.core.models import Environment
 from airdock.core.ports import Health
-from airdock.local.airflow_env import AirflowEnvError, AirflowEnvSpec, LocalAirflowEnvironment
+from airdock.local.airflow_env import AirflowEnvError, LocalAirflowEnvironment, LocalSpec
 from airdock.local.buckets import LocalBuckets
 from airdock.local.runtime import RuntimeBuildError, RuntimeCache
 from airdock.local.supervisor import SupervisorClosed, reap_orphans
@@ -63,9 +63,11 @@ def runtime_cache_dir() -> Path:
 
 
 class LocalCompute:
-    def __init__(self, data_dir: Path, buckets: LocalBuckets, runtimes: RuntimeCache | None = None) -> None:
+    def __init__(self, data_dir: Path, buckets: LocalBuckets, runtimes: RuntimeCache | None = None,
+                 region: str = "us-east-1") -> None:
         self.envs_dir = data_dir / "envs"
         self.buckets = buckets
+        self.region = region
         self.runtimes = runtimes or RuntimeCache(runtime_cache_dir())
         self._envs: dict[str, LocalAirflowEnvironment] = {}
         self._paused: set[str] = set()  # stopped by pause(); started again by start/replace/restart
@@ -89,23 +91,18 @@ class LocalCompute:
         path = self._object(env, env.RequirementsS3Path, env.RequirementsS3ObjectVersion)
         return Path(path).read_text(encoding="utf-8") if path else None
 
-    def spec(self, env: Environment) -> AirflowEnvSpec:
+    def spec(self, env: Environment) -> LocalSpec:
+        """The environment as this machine runs it: its bucket's objects are files here (a
+        pinned object version is a file of its own), read where they lie."""
         dags = self.buckets.path(self._bucket(env), env.DagS3Path)
         if not dags.exists():
             raise ProvisioningError("SOURCE_NOT_FOUND", f"DagS3Path {env.DagS3Path} was not found in bucket {self._bucket(env)}.")
-        return AirflowEnvSpec(
-            name=env.Name,
-            airflow_version=env.AirflowVersion,
-            airflow_config_options=dict(env.AirflowConfigurationOptions),
-            schedulers=env.Schedulers,
-            min_workers=env.MinWorkers,
-            tasks_per_worker=catalog.tasks_per_worker(env.EnvironmentClass, env.AirflowConfigurationOptions),
-            dags_source=str(dags),
-            plugins_zip=self._object(env, env.PluginsS3Path, env.PluginsS3ObjectVersion),
+        sources = Sources(
+            dags=str(dags),
+            plugins=self._object(env, env.PluginsS3Path, env.PluginsS3ObjectVersion),
             startup_script=self._object(env, env.StartupScriptS3Path, env.StartupScriptS3ObjectVersion),
-            # Each module's LogLevel becomes its components' Airflow logging level.
-            log_levels=module_levels(env),
         )
+        return LocalSpec(env, sources, region=self.region)
 
     def check_plugins(self, env: Environment) -> None:
         """Refuse a plugins.zip with entries that would unpack outside the plugins folder (zip
@@ -144,7 +141,7 @@ class LocalCompute:
 
     # ------------------------------------------------------------------ Compute port
 
-    def prepare(self, env: Environment, progress: Progress) -> None:
+    def prepare(self, env: Environment, progress: Progress) -> dict[str, str]:
         env_dir = self.envs_dir / env.Name
         env_dir.mkdir(parents=True, exist_ok=True)
         self.spec(env)  # the sources must still be there
@@ -157,6 +154,7 @@ class LocalCompute:
             killed = reap_orphans(env_dir)
             if killed:
                 progress(f"stopped {len(killed)} process(es) left by an interrupted run")
+        return {}
 
     @_interruptible
     def build_runtime(self, env: Environment, progress: Progress) -> None:
@@ -199,7 +197,7 @@ class LocalCompute:
             progress("pre-flight: DAGs, plugins and requirements unchanged")
             return
         progress("pre-flight: loading DAGs and plugins in a throw-away process")
-        report = candidate.check_dags(candidate.spec.dags_source or "", candidate.spec.plugins_zip)
+        report = candidate.check_dags()
         if report.get("plugin_errors"):
             raise ProvisioningError("PLUGINS_IMPORT_FAILED", f"Plugins failed to load: {report['plugin_errors']}")
         if not report.get("ok") and report.get("error"):
@@ -343,17 +341,14 @@ class LocalCompute:
 
 def _same_code(current: LocalAirflowEnvironment, candidate: LocalAirflowEnvironment) -> bool:
     """Same runtime (Airflow version + requirements) and the same DAG, plugin and startup sources."""
-    return current.runtime.key == candidate.runtime.key and all(
-        getattr(current.spec, field) == getattr(candidate.spec, field)
-        for field in ("dags_source", "plugins_zip", "startup_script")
-    )
+    return current.runtime.key == candidate.runtime.key and current.spec.sources == candidate.spec.sources
 
 
 def _same_except_workers(current: LocalAirflowEnvironment, candidate: LocalAirflowEnvironment) -> bool:
-    """True when only MinWorkers/MaxWorkers changed: then no component needs a restart."""
+    """True when only MinWorkers/MaxWorkers changed: then no component needs a restart, because
+    no process runs anything different (the blueprint of every other component is the same)."""
     if current.runtime.key != candidate.runtime.key:
         return False
-    a, b = vars(current.spec).copy(), vars(candidate.spec).copy()
-    a.pop("min_workers", None)
-    b.pop("min_workers", None)
-    return a == b
+    ours, theirs = current.blueprint(), candidate.blueprint()
+    return [c for c in ours.components if c.name != "worker"] == [c for c in theirs.components if c.name != "worker"] \
+        and replace(ours.component("worker"), replicas=0) == replace(theirs.component("worker"), replicas=0)

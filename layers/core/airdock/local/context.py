@@ -80,7 +80,7 @@ class LocalContext:
         if self._compute is None:
             from airdock.local.compute import LocalCompute
 
-            self._compute = LocalCompute(self.data_dir, self.buckets)
+            self._compute = LocalCompute(self.data_dir, self.buckets, region=self.settings.region)
         return self._compute
 
     @property
@@ -161,19 +161,18 @@ class LocalContext:
         (AIRDOCK_AUTOSCALER=off disables both)."""
         if os.environ.get("AIRDOCK_AUTOSCALER", "on").lower() in ("0", "off", "false", "no"):
             return
-        from airdock.core.ports import SystemClock
+        from airdock.core.autoscaling import Autoscaler
         from airdock.local.metrics_collector import MetricsCollector, PeriodicTask
 
         pool = self.compute.worker_pool()
         config = self.autoscaling_config()
+        # The collector publishes the task metrics every few seconds: the run only decides.
         collector = MetricsCollector(self.repository, pool, self.metrics, config)
         function = load_function("autoscaler")
-        decisions = self.decision_log
+        autoscaler = Autoscaler(self.repository, self.metrics, pool, config, decisions=self.decision_log)
 
         def autoscale() -> None:
-            function.handler({"source": "airdock.local", "detail-type": "Scheduled Event"}, None,
-                             repository=self.repository, metrics=self.metrics, pool=pool,
-                             decisions=decisions, clock=SystemClock(), config=config)
+            function.handler({"source": "airdock.local", "detail-type": "Scheduled Event"}, None, autoscaler=autoscaler)
 
         self._loops = [
             PeriodicTask("metrics-collector", float(os.environ.get("AIRDOCK_METRICS_INTERVAL_S", "5")),

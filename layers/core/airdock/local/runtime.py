@@ -23,22 +23,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-DEFAULT_AIRFLOW_VERSION = "3.3.2"
-SUPPORTED_AIRFLOW_VERSIONS: tuple[str, ...] = ("3.3.2", "2.11.0")
+from airdock.core import catalog
 
 # Bumped whenever the base package set below changes, so old cached venvs are not reused for a
 # different recipe.
-RECIPE_VERSION = "1"
+RECIPE_VERSION = "2"
 
 # What every runtime needs besides Airflow itself.
 # - celery 5.7.0 breaks the Celery provider ("cannot import name 'retry'"), so pin 5.6.3.
-# - pgserver ships PostgreSQL 16 binaries in a wheel: each environment runs its own server with
-#   no system package and no daemon to install (see airflow_env.py for why Postgres).
 # - psycopg2 is the sync driver (metadata DB, kombu broker, Celery results); Airflow 3 also opens
 #   async sessions and needs asyncpg for them.
+# (Each environment's PostgreSQL comes from the pgserver package in Airdock's own environment.)
 _COMMON_PACKAGES: tuple[str, ...] = (
     "celery==5.6.3",
-    "pgserver==0.1.4",
     "psycopg2-binary==2.9.13",
 )
 _VERSION_PACKAGES: dict[str, tuple[str, ...]] = {
@@ -93,14 +90,6 @@ class Runtime:
     @property
     def bin_dir(self) -> Path:
         return self.venv / "bin"
-
-    @property
-    def postgres_bin_dir(self) -> Path:
-        """PostgreSQL binaries shipped inside the pgserver wheel."""
-        found = sorted(self.venv.glob("lib/python*/site-packages/pgserver/pginstall/bin"))
-        if not found:
-            raise RuntimeBuildError(f"runtime {self.venv} has no pgserver PostgreSQL binaries")
-        return found[0]
 
 
 def _find_uv() -> str:
@@ -241,7 +230,7 @@ class RuntimeCache:
 
     def ensure(
         self,
-        airflow_version: str = DEFAULT_AIRFLOW_VERSION,
+        airflow_version: str = catalog.DEFAULT_AIRFLOW_VERSION,
         requirements: str | None = None,
         progress: Callable[[str], None] = lambda _line: None,
     ) -> Runtime:

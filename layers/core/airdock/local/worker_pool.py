@@ -188,6 +188,16 @@ class LocalWorkerPool:
             else:
                 self._protected.pop((environment, worker_id), None)
 
+    def tidy(self, environment: str) -> None:
+        """Forget the draining and protection marks of workers whose process is gone (a worker
+        that exited or was removed outside the autoscaler's release)."""
+        airflow = self._environments(environment)
+        present = set(airflow.supervisor.names()) if airflow is not None else set()
+        with self._lock:
+            for key in [k for k in (*self._draining, *self._protected) if k[0] == environment and k[1] not in present]:
+                self._draining.pop(key, None)
+                self._protected.pop(key, None)
+
     def _forget(self, environment: str, worker_id: str) -> None:
         with self._lock:
             self._draining.pop((environment, worker_id), None)
