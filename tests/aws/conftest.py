@@ -13,7 +13,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from airdock.airflow_http import UrllibAirflowHttp
 from airdock.aws.compute import EcsCompute
+from airdock.aws.data_plane import SecretsManagerKeys, SecretsManagerTargets, StaticRolePolicy
+from airdock.core.data_plane import AirflowDataPlane
 from airdock.aws.factory import compute_from_environ, worker_pool_from_environ
 from airdock.aws.metrics import CloudWatchMetrics, ReadYourWritesMetrics
 from airdock.aws.worker_pool import EcsWorkerPool
@@ -60,6 +63,11 @@ class Stack:
         for service in ("ecs", "sqs", "secretsmanager", "rds-data"):
             self.client(service)
         return worker_pool_from_environ(self.settings, self.environ, self.clients)
+
+    def data_plane(self, role_policy: dict[str, Any] | None = None) -> AirflowDataPlane:
+        """The API function's data plane, as wiring builds it."""
+        return AirflowDataPlane(SecretsManagerTargets(SecretsManagerKeys(self.client("secretsmanager"))),
+                                StaticRolePolicy(role_policy or {}), UrllibAirflowHttp())
 
     def metrics(self) -> ReadYourWritesMetrics:
         """The autoscaler's metrics, as wiring builds them."""

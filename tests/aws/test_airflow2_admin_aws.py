@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from airdock.aws.data_plane import AwsDataPlane, SecretsManagerKeys
 from airdock.core.models import InvokeRestApiInput
 from airdock.core.ports import Caller, EnvironmentRecord
 from aws.conftest import ACCOUNT, Stack
@@ -145,7 +144,7 @@ def test_invoke_rest_api_on_airflow2_signs_in_as_admin_and_makes_the_users_of_ot
     _Airflow2.users = {}
     url = f"127.0.0.1:{airflow2.server_address[1]}/analytics"
     record = EnvironmentRecord(environment=env.model_copy(update={"Status": "AVAILABLE", "WebserverUrl": url}))
-    plane = AwsDataPlane(SecretsManagerKeys(stack.client("secretsmanager")), role_policy={"AKIAOPERATOR": "Op"})
+    plane = stack.data_plane({"AKIAOPERATOR": "Op"})
     request = InvokeRestApiInput(Name="analytics", Path="/dags", Method="GET")
 
     root = Caller(access_key_id="AKIAROOT", principal_arn=f"arn:aws:iam::{ACCOUNT}:root")

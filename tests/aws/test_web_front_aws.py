@@ -11,7 +11,6 @@ from typing import Any
 import requests
 
 from airdock.aws import naming
-from airdock.aws.data_plane import AwsDataPlane, SecretsManagerKeys
 from airdock_runtime import tokens
 from airdock.core.ports import Caller, EnvironmentRecord
 from airdock.aws.web import SSO_HEALTH_PATH
@@ -128,7 +127,7 @@ def test_destroy_removes_the_web_front_its_secret_rules_and_discovery(stack: Sta
 def test_the_control_plane_signs_tokens_with_the_key_the_web_front_is_given(stack: Stack) -> None:
     env = environment(stack, Status="AVAILABLE", WebserverUrl="internal-alb.example/analytics")
     _up(stack, env)
-    plane = AwsDataPlane(SecretsManagerKeys(stack.client("secretsmanager")))
+    plane = stack.data_plane()
     record = EnvironmentRecord(environment=env)
     root = Caller(access_key_id="AKIAROOT", principal_arn=f"arn:aws:iam::{ACCOUNT}:root")
     answer = plane.create_cli_token(record, root)
@@ -200,7 +199,7 @@ def test_a_web_front_started_from_its_task_definition_signs_a_browser_in_under_t
     # front records the spent token (shared by every task: test_web_front_replay_aws.py).
     environ.update(AIRDOCK_WEB_UPSTREAM=f"http://127.0.0.1:{upstream.server_address[1]}",
                    AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=metadata_database)
-    plane = AwsDataPlane(SecretsManagerKeys(stack.client("secretsmanager")))
+    plane = stack.data_plane()
     root = Caller(access_key_id="AKIAROOT", principal_arn=f"arn:aws:iam::{ACCOUNT}:root")
     try:
         with serving(environ) as url:

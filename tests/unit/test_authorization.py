@@ -152,15 +152,17 @@ def test_web_login_roles_come_from_role_resources_most_privileged_first_with_den
         auth.authorize(ALICE, Target("CreateWebLoginToken", "other"))
 
 
-def test_the_local_data_plane_gives_a_restricted_key_its_most_privileged_allowed_role(tmp_path: Any) -> None:
+def test_the_data_plane_gives_a_restricted_key_its_most_privileged_allowed_role(tmp_path: Any) -> None:
+    from airdock.airflow_http import UrllibAirflowHttp
+    from airdock.core.data_plane import AirflowDataPlane
     from airdock.core.models import Environment
     from airdock.core.ports import EnvironmentRecord
-    from airdock.local.data_plane import LocalDataPlane
+    from airdock.local.airflow_targets import FileRolePolicy, LocalAirflowTargets
 
-    plane = LocalDataPlane(tmp_path, lambda: None, tmp_path / "airflow-roles.json")
-    plane.authorizer = authorizer(policy(
+    plane = AirflowDataPlane(LocalAirflowTargets(tmp_path, lambda: None), FileRolePolicy(tmp_path / "airflow-roles.json"),  # type: ignore[arg-type]
+                             UrllibAirflowHttp(), authorizer=authorizer(policy(
         {"Effect": "Allow", "Action": "airflow:CreateWebLoginToken", "Resource": [ROLE + "dev/User", ROLE + "dev/Viewer"]},
-        {"Effect": "Allow", "Action": "airflow:InvokeRestApi", "Resource": ROLE + "dev/Viewer"}))
+        {"Effect": "Allow", "Action": "airflow:InvokeRestApi", "Resource": ROLE + "dev/Viewer"})))
     env = Environment.model_construct(Name="dev")
     record = EnvironmentRecord.model_construct(environment=env, version=1, internal={})
     assert plane._role(record, ALICE) == "User"

@@ -1,7 +1,5 @@
-"""The data plane on AWS: CreateCliToken, CreateWebLoginToken and InvokeRestApi for the API function.
-
-The same operations as locally (local/data_plane.py: roles, token claims, the REST call), with
-the environment's keys read from Secrets Manager instead of its secrets.json:
+"""The data plane's ports on AWS (core/data_plane.py does the work, as locally): where an
+environment's Airflow is and its keys, read from Secrets Manager instead of its secrets.json:
 
     token_key     secret `airdock/{Name}/web-front`, key `token_key` (created by EcsCompute at
                   prepare; the web front task gets it as the ECS secret AIRDOCK_TOKEN_KEY)
@@ -27,7 +25,6 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -35,9 +32,9 @@ from botocore.exceptions import ClientError
 
 from airdock.aws import naming
 from airdock.core.airflow_access import RolePolicy
+from airdock.core import catalog
 from airdock.core.errors import ServiceUnavailable, ValidationError
-from airdock.core.ports import EnvironmentRecord
-from airdock.local.data_plane import LocalDataPlane, _Target
+from airdock.core.ports import AirflowTarget, EnvironmentRecord
 
 # Keys never rotate, but an environment deleted and created again under the same name has new
 # ones: a cached key is used for this long.
@@ -82,7 +79,7 @@ class SecretsManagerKeys:
 
 
 class _Keys(dict):  # type: ignore[type-arg]
-    """The `_Target.secrets` mapping: the token key at once, the Airflow keys when first used."""
+    """An AirflowTarget's keys: the token key at once, the Airflow keys when first used."""
 
     def __init__(self, keys: SecretsManagerKeys, env_name: str) -> None:
         super().__init__(token_key=keys.token_key(env_name))
@@ -96,30 +93,36 @@ class _Keys(dict):  # type: ignore[type-arg]
         return value
 
 
-class AwsDataPlane(LocalDataPlane):
-    def __init__(self, keys: SecretsManagerKeys, *, https: bool = False, role_policy: RolePolicy | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
-        # No environment folders and no role file on AWS: _target and role_policy are below.
-        super().__init__(Path("/nonexistent"), lambda: None, Path("/nonexistent/airflow-roles.json"), clock)
+class SecretsManagerTargets:
+    """An environment's Airflow as the API function reaches it: through its web front (its
+    WebserverUrl), with its keys from Secrets Manager."""
+
+    def __init__(self, keys: SecretsManagerKeys, https: bool = False) -> None:
         self.keys = keys
         self.https = https
-        self._role_policy = role_policy or {}
+
+    def target(self, record: EnvironmentRecord) -> AirflowTarget:
+        if not record.environment.WebserverUrl:
+            raise ServiceUnavailable(f"Environment {record.name} has no web server yet.")
+        scheme = "https" if self.https else "http"
+        return AirflowTarget(f"{scheme}://{record.environment.WebserverUrl}",
+                             catalog.release(record.environment.AirflowVersion).major, _Keys(self.keys, record.name))
+
+
+class StaticRolePolicy:
+    """The AirflowRolePolicy parameter (AIRDOCK_AIRFLOW_ROLES): the same shape as local mode's
+    airflow-roles.json."""
+
+    def __init__(self, policy: RolePolicy) -> None:
+        self.policy = policy
 
     @classmethod
-    def from_environ(cls, environ: dict[str, str], client: Any | None = None) -> "AwsDataPlane":
-        raw = environ.get("AIRDOCK_AIRFLOW_ROLES") or "{}"
+    def from_json(cls, raw: str | None) -> "StaticRolePolicy":
         try:
-            policy = json.loads(raw)
+            policy = json.loads(raw or "{}")
         except ValueError as exc:
             raise ValidationError(f"AIRDOCK_AIRFLOW_ROLES is not valid JSON: {exc}") from None
-        return cls(SecretsManagerKeys(client), https=environ.get("AIRDOCK_LISTENER_HTTPS", "false").lower() == "true",
-                   role_policy=policy if isinstance(policy, dict) else {})
+        return cls(policy if isinstance(policy, dict) else {})
 
     def role_policy(self) -> RolePolicy:
-        return self._role_policy
-
-    def _target(self, record: EnvironmentRecord) -> _Target:
-        host = self._hostname(record)
-        scheme = "https" if self.https else "http"
-        airflow3 = int(record.environment.AirflowVersion.split(".")[0]) >= 3
-        return _Target(f"{scheme}://{host}", airflow3, _Keys(self.keys, record.name))
+        return self.policy

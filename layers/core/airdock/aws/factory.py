@@ -6,7 +6,9 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from airdock.aws.buckets import S3Buckets
-from airdock.aws.data_plane import AwsDataPlane
+from airdock.airflow_http import UrllibAirflowHttp
+from airdock.aws.data_plane import SecretsManagerKeys, SecretsManagerTargets, StaticRolePolicy
+from airdock.core.data_plane import AirflowDataPlane
 from airdock.aws.dynamodb_repository import DynamoDbEnvironmentRepository
 from airdock.aws.events import EventBridgeEvents
 from airdock.aws.metrics import CloudWatchMetrics
@@ -68,7 +70,9 @@ def build_service(settings: Settings) -> EnvironmentService:
         lifecycle=LambdaLifecycleRunner(lifecycle_function) if lifecycle_function else None,
         # CLI/web login tokens signed with each environment's key from Secrets Manager, and
         # InvokeRestApi through the environment's web front (data_plane.py).
-        data_plane=AwsDataPlane.from_environ(dict(os.environ)),
+        data_plane=AirflowDataPlane(
+            SecretsManagerTargets(SecretsManagerKeys(), https=os.environ.get("AIRDOCK_LISTENER_HTTPS", "false").lower() == "true"),
+            StaticRolePolicy.from_json(os.environ.get("AIRDOCK_AIRFLOW_ROLES")), UrllibAirflowHttp()),
     )
 
 

@@ -4,11 +4,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from collections.abc import Iterator, Mapping
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel
 
 from airdock.core.models import Environment
+
+if TYPE_CHECKING:
+    from airdock.core.airflow_access import RolePolicy
+    from airdock.core.models import InvokeRestApiInput
 
 WorkflowKind = Literal["create", "update", "delete"]
 
@@ -253,3 +257,42 @@ def all_records(repository: EnvironmentRepository, page: int = 100) -> Iterator[
             record = repository.get(name)
             if record is not None:
                 yield record
+
+
+# ---- the data plane (CLI and web login tokens, InvokeRestApi) -------------------------------------
+
+
+@dataclass(frozen=True)
+class AirflowTarget:
+    """Where an environment's Airflow REST API is, for the control plane, and the keys to call it
+    and sign its tokens with: token_key, jwt_secret (Airflow 3), admin_password (Airflow 2)."""
+
+    base_url: str
+    major: int
+    keys: Mapping[str, str]
+
+
+class AirflowTargets(Protocol):
+    def target(self, record: EnvironmentRecord) -> AirflowTarget:
+        """Raise ServiceUnavailable when the environment cannot be reached now."""
+
+
+class RolePolicySource(Protocol):
+    def role_policy(self) -> RolePolicy:
+        """Access key id or principal ARN -> Airflow role, or -> {environment or "*": role}."""
+
+
+class AirflowHttp(Protocol):
+    def call(self, url: str, method: str, data: bytes | None, headers: dict[str, str],
+             environment: str) -> tuple[int, Any]:
+        """(status, decoded JSON or text); ServiceUnavailable when Airflow cannot be reached."""
+
+
+class DataPlane(Protocol):
+    """MWAA's operations that reach an environment's Airflow (core/data_plane.py)."""
+
+    def create_cli_token(self, record: EnvironmentRecord, caller: Caller) -> dict[str, Any]: ...
+
+    def create_web_login_token(self, record: EnvironmentRecord, caller: Caller) -> dict[str, Any]: ...
+
+    def invoke_rest_api(self, record: EnvironmentRecord, request: "InvokeRestApiInput", caller: Caller) -> dict[str, Any]: ...

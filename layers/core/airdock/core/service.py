@@ -37,6 +37,7 @@ from airdock.core.ports import (
     Buckets,
     Caller,
     Clock,
+    DataPlane,
     EnvironmentRecord,
     EnvironmentRepository,
     Events,
@@ -50,6 +51,7 @@ from airdock.core.settings import Settings
 
 if TYPE_CHECKING:
     from airdock.core.authorization import Authorizer, Target
+    from airdock.core.lifecycle import LifecycleRunner
 
 log = logging.getLogger(__name__)
 
@@ -58,23 +60,25 @@ _RETRIES = 8
 
 
 class EnvironmentService:
-    # Authorization of each request (core/authorization.py): set by deployments that evaluate
-    # identity policies themselves (local: per-access-key policies). None = the front door has
-    # already authorized the caller (AWS: API Gateway AWS_IAM runs IAM before the Lambda).
-    authorizer: "Authorizer | None" = None
-
     def __init__(
         self,
         repository: EnvironmentRepository,
         buckets: Buckets,
         events: Events,
         settings: Settings,
+        *,
         workflows: Workflows | None = None,
         clock: Clock | None = None,
-        data_plane: Any | None = None,
+        data_plane: DataPlane | None = None,
         metrics: Metrics | None = None,
-        lifecycle: Any | None = None,
+        lifecycle: "LifecycleRunner | None" = None,
+        authorizer: "Authorizer | None" = None,
     ) -> None:
+        """Ports the deployment may lack: `workflows` (without: changes stay pending, visibly;
+        control-plane-only mode), `data_plane` (CLI/web login tokens, InvokeRestApi), `lifecycle`
+        (carries pause/resume/maintenance out asynchronously, core/lifecycle.py), `authorizer`
+        (per-request IAM-style evaluation where the deployment does it itself, locally; on AWS,
+        API Gateway's AWS_IAM authorization has IAM evaluate the caller before the function)."""
         self.repository = repository
         self.buckets = buckets
         self.events = events
@@ -83,8 +87,8 @@ class EnvironmentService:
         self.clock = clock or SystemClock()
         self.data_plane = data_plane
         self.metrics = metrics
-        # LifecycleRunner (core/lifecycle.py): carries pause/resume/maintenance out asynchronously.
         self.lifecycle = lifecycle
+        self.authorizer = authorizer
 
     def authorize(self, caller: Caller, target: "Target") -> None:
         """Raise AccessDenied unless `caller` may perform `target` (no-op without an authorizer)."""
@@ -359,7 +363,7 @@ class EnvironmentService:
             )
         return record
 
-    def _data_plane(self, name: str) -> Any:
+    def _data_plane(self, name: str) -> DataPlane:
         if self.data_plane is None:
             self._load(name)
             raise ServiceUnavailable(

@@ -6,12 +6,15 @@ import os
 from pathlib import Path
 from typing import Any
 
+from airdock.airflow_http import UrllibAirflowHttp
+from airdock.core.authorization import Authorizer
+from airdock.core.data_plane import AirflowDataPlane
 from airdock.core.provisioning import Provisioner
 from airdock.core.service import EnvironmentService
 from airdock.core.settings import Settings
 from airdock.local.buckets import LocalBuckets
 from airdock.local.credentials import KeyStore
-from airdock.local.data_plane import LocalDataPlane
+from airdock.local.airflow_targets import FileRolePolicy, LocalAirflowTargets
 from airdock.local.events import LocalEventLog
 from airdock.local.functions import load_function
 from airdock.local.group_commit import GroupCommit
@@ -48,32 +51,29 @@ class LocalContext:
         self._engine: Any | None = None
         self._compute = compute
         self._workflows: Any | None = None
+        # Per-access-key IAM-style policies (airdock keys); the root key stays unrestricted.
+        self.authorizer = Authorizer(self.keys.policies_for, settings.partition, settings.region, settings.account_id)
+        # Lifecycle: pause/resume/maintenance run on threads through the lifecycle function; module
+        # logs are routed into files; the clock is injectable (lifecycle_loop.py).
+        self.logs = LocalLogs(self.data_dir / "envs")
+        self.lifecycle_clock: Any = OffsetClock.from_environ()
+        self._lifecycle: Any | None = None
+        self._lifecycle_loops: list[Any] = []
+        self.provision = provision
         self.service = EnvironmentService(
             repository=self.repository,
             buckets=self.buckets,
             events=self.events,
             settings=settings,
             metrics=self.metrics,
-            data_plane=LocalDataPlane(self.data_dir / "envs", lambda: self.compute,
-                                      self.data_dir / "airflow-roles.json"),
+            data_plane=AirflowDataPlane(LocalAirflowTargets(self.data_dir / "envs", lambda: self.compute),
+                                        FileRolePolicy(self.data_dir / "airflow-roles.json"), UrllibAirflowHttp(),
+                                        authorizer=self.authorizer),
             # Control-plane-only mode (API and state, no Airflow): changes stay pending, visibly.
             workflows=_LazyWorkflows(self) if provision else None,
+            lifecycle=LocalLifecycleRunner(lambda: self.lifecycle) if provision else None,
+            authorizer=self.authorizer,
         )
-        self.provision = provision
-        # Per-access-key IAM-style policies (airdock keys); the root key stays unrestricted.
-        from airdock.core.authorization import Authorizer
-
-        self.service.authorizer = Authorizer(self.keys.policies_for, settings.partition, settings.region,
-                                             settings.account_id)
-        self.service.data_plane.authorizer = self.service.authorizer
-        # Lifecycle (issue 8): pause/resume/maintenance run on threads through the lifecycle
-        # function; module logs are routed into files; the clock is injectable (lifecycle_loop.py).
-        self.logs = LocalLogs(self.data_dir / "envs")
-        self.lifecycle_clock: Any = OffsetClock.from_environ()
-        self._lifecycle: Any | None = None
-        self._lifecycle_loops: list[Any] = []
-        if provision:
-            self.service.lifecycle = LocalLifecycleRunner(lambda: self.lifecycle)
 
     @property
     def compute(self) -> Any:
