@@ -17,7 +17,7 @@ from airdock.airflow_http import UrllibAirflowHttp
 from airdock.aws.compute import EcsCompute
 from airdock.aws.data_plane import SecretsManagerKeys, SecretsManagerTargets, StaticRolePolicy
 from airdock.core.data_plane import AirflowDataPlane
-from airdock.aws.factory import compute_from_environ, worker_pool_from_environ
+from airdock.aws.factory import ecs_compute, worker_pool
 from airdock.aws.metrics import CloudWatchMetrics, ReadYourWritesMetrics
 from airdock.aws.worker_pool import EcsWorkerPool
 from airdock.core.settings import Settings
@@ -45,7 +45,7 @@ class Stack:
     vpc_id: str
     subnets: list[str]
     security_group: str
-    settings: Settings = field(default_factory=lambda: Settings(account_id=ACCOUNT, region=REGION))
+    # The functions' settings are their variables (`environ`, as template.yaml sets them) at build time.
     # task ARN -> protected, as recorded by the UpdateTaskProtection stand-in below.
     protection: dict[str, bool] = field(default_factory=dict)
 
@@ -54,15 +54,20 @@ class Stack:
             self.clients[service] = boto3.client(service, region_name=REGION)
         return self.clients[service]
 
+    @property
+    def settings(self) -> Settings:
+        fields = {name.removeprefix("AIRDOCK_").lower(): value for name, value in self.environ.items()}
+        return Settings(**{**fields, "account_id": ACCOUNT, "region": REGION})
+
     def compute(self) -> EcsCompute:
         for service in ("ecs", "ec2", "ecr", "sqs", "elbv2", "logs", "secretsmanager", "rds-data", "servicediscovery"):
             self.client(service)
-        return compute_from_environ(self.settings, self.environ, self.clients)
+        return ecs_compute(self.settings, self.clients)
 
     def worker_pool(self) -> EcsWorkerPool:
         for service in ("ecs", "sqs", "secretsmanager", "rds-data"):
             self.client(service)
-        return worker_pool_from_environ(self.settings, self.environ, self.clients)
+        return worker_pool(self.settings, self.clients)
 
     def data_plane(self, role_policy: dict[str, Any] | None = None) -> AirflowDataPlane:
         """The API function's data plane, as wiring builds it."""

@@ -188,9 +188,20 @@ def test_functions_get_the_account_region_and_workflow_arns(transformed: dict[st
     assert common["AIRDOCK_ACCOUNT_ID"] == {"Ref": "AWS::AccountId"}
     assert common["AIRDOCK_REGION"] == {"Ref": "AWS::Region"}
     api = template["Resources"]["ApiFunction"]["Properties"]["Environment"]["Variables"]
-    from airdock.aws.factory import STATE_MACHINE_VARIABLES
+    assert {"AIRDOCK_CREATE_SM_ARN", "AIRDOCK_UPDATE_SM_ARN", "AIRDOCK_DELETE_SM_ARN"} <= set(api)
 
-    assert set(STATE_MACHINE_VARIABLES.values()) <= set(api)
+
+def test_every_variable_the_template_gives_a_function_is_one_of_its_settings() -> None:
+    from airdock.core.settings import Settings
+    from support.template import load_template
+
+    template = load_template()
+    known = {f"AIRDOCK_{name.upper()}" for name in Settings.model_fields} | {"AIRDOCK_BACKEND", "AIRDOCK_STAGE"}
+    given = set(template["Globals"]["Function"]["Environment"]["Variables"])
+    for resource in template["Resources"].values():
+        if resource["Type"] == "AWS::Serverless::Function":
+            given |= set(resource["Properties"].get("Environment", {}).get("Variables", {}))
+    assert {name for name in given if name.startswith("AIRDOCK_")} - known == set()
 
 
 def test_every_api_route_requires_iam_auth(transformed: dict[str, Any]) -> None:

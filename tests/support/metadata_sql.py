@@ -18,12 +18,12 @@ _SCRIPT = (
 
 
 def metadata_query(data_dir: Path, name: str, airflow_version: str, sql: str, **params: Any) -> list[list[Any]]:
-    from airdock.local.compute import runtime_cache_dir
+    from airdock.core.settings import Settings
 
     env_dir = data_dir / "envs" / name
     secrets = json.loads((env_dir / "secrets.json").read_text())
     ports = json.loads((env_dir / "ports.json").read_text())
-    python = next(runtime_cache_dir().glob(f"airflow-{airflow_version}-*/bin/python"))
+    python = next(Settings().runtime_cache.glob(f"airflow-{airflow_version}-*/bin/python"))
     out = subprocess.run([str(python), "-c", _SCRIPT], capture_output=True, text=True, timeout=60, env={
         "URL": f"postgresql+psycopg2://airflow:{secrets['db_password']}@127.0.0.1:{ports['postgres']}/airflow",
         "SQL": sql, "PARAMS": json.dumps(params)})

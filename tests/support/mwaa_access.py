@@ -13,7 +13,7 @@ from typing import Any
 
 import requests
 
-from airdock.local.compute import runtime_cache_dir
+from airdock.core.settings import Settings
 from airdock.local.sample import EXAMPLE_DAG
 from support.live_server import LiveServer
 
@@ -94,7 +94,7 @@ def wait_dag_visible(server: LiveServer, name: str, dag_id: str, timeout: float 
 def provider_python() -> Path:
     """A venv with Airflow and the Amazon provider, cached beside the runtimes and never one of
     them: environments' runtimes are shared and must not change under them."""
-    venv = runtime_cache_dir() / ("provider-test-" + "-".join(p.replace("==", "-") for p in PROVIDER_PACKAGES))
+    venv = Settings().runtime_cache / ("provider-test-" + "-".join(p.replace("==", "-") for p in PROVIDER_PACKAGES))
     python = venv / "bin" / "python"
     marker = venv / ".complete"
     if marker.exists():

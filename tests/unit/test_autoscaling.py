@@ -6,6 +6,8 @@ from datetime import datetime, timezone
 
 import pytest
 
+from airdock.core.settings import Settings
+
 from airdock.core import autoscaling as a
 from airdock.core.memory import InMemoryDecisionLog, InMemoryMetrics
 from airdock.core.ports import MetricPoint, UpcomingRun, WorkerInfo
@@ -143,7 +145,7 @@ def test_busy_draining_worker_is_force_released_only_after_the_maximum_drain_tim
 
 def test_default_maximum_drain_time_is_12_hours() -> None:
     assert a.AutoscalingConfig().max_drain_s == 12 * 3600
-    assert a.AutoscalingConfig.from_environ({"AIRDOCK_AUTOSCALER_MAX_DRAIN_S": "60"}).max_drain_s == 60
+    assert a.AutoscalingConfig.from_settings(Settings(autoscaler_max_drain_s=60)).max_drain_s == 60
 
 
 # ---- scheduled runs: workers started before the fan-out arrives ---------------------------------
@@ -187,7 +189,7 @@ def test_a_runs_width_is_its_task_count_bounded_by_max_active_tasks() -> None:
 
 def test_prewarm_horizon_defaults_to_a_fargate_start_up_and_is_configurable() -> None:
     assert a.AutoscalingConfig().prewarm_s == 180
-    assert a.AutoscalingConfig.from_environ({"AIRDOCK_AUTOSCALER_PREWARM_S": "0"}).prewarm_s == 0
+    assert a.AutoscalingConfig.from_settings(Settings(autoscaler_prewarm_s=0)).prewarm_s == 0
 
 
 def test_decisions_recorded_before_scheduled_demand_existed_still_replay() -> None:

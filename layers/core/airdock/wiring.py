@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from airdock.aws import factory
-from airdock.aws.metrics import CloudWatchMetrics, ReadYourWritesMetrics
 from airdock.core.autoscaling import Autoscaler, AutoscalingConfig
 from airdock.core.lifecycle import Lifecycle
 from airdock.core.provisioning import Provisioner
@@ -18,25 +16,38 @@ from airdock.core.service import EnvironmentService
 from airdock.core.settings import settings
 
 
+# The AWS adapters are imported on first use: local mode loads the same handlers (and so this
+# module) without ever building them.
+
+
 @lru_cache(maxsize=1)
 def environment_service() -> EnvironmentService:
+    from airdock.aws import factory
+
     return factory.build_service(settings())
 
 
 @lru_cache(maxsize=1)
 def provisioner() -> Provisioner:
-    return Provisioner(environment_service(), factory.compute_from_environ(settings()))
+    from airdock.aws import factory
+
+    return Provisioner(environment_service(), factory.ecs_compute(settings()))
 
 
 @lru_cache(maxsize=1)
 def autoscaler() -> Autoscaler:
+    from airdock.aws import factory
+    from airdock.aws.metrics import CloudWatchMetrics, ReadYourWritesMetrics
+
     # On AWS nothing else publishes the task metrics: the run samples them before deciding.
     # Decisions are not stored on AWS yet: each is a JSON log line in the function's log group.
     return Autoscaler(environment_service().repository, ReadYourWritesMetrics(CloudWatchMetrics()),
-                      factory.worker_pool_from_environ(settings()), AutoscalingConfig.from_environ(),
+                      factory.worker_pool(settings()), AutoscalingConfig.from_settings(settings()),
                       samples_metrics=True)
 
 
 @lru_cache(maxsize=1)
 def lifecycle() -> Lifecycle:
-    return Lifecycle(environment_service(), factory.compute_from_environ(settings()))
+    from airdock.aws import factory
+
+    return Lifecycle(environment_service(), factory.ecs_compute(settings()))

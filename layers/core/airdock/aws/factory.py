@@ -1,8 +1,7 @@
-"""AWS adapters for the Lambda functions, configured from the function's environment (the
-variables template.yaml sets; each is documented where it is read)."""
+"""AWS adapters for the Lambda functions, built from the function's settings (core/settings.py:
+the AIRDOCK_* variables template.yaml sets)."""
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any
 
 from airdock.aws.buckets import S3Buckets
@@ -19,20 +18,6 @@ from airdock.core.settings import Settings
 if TYPE_CHECKING:
     from airdock.aws.compute import EcsCompute
     from airdock.aws.worker_pool import EcsWorkerPool
-
-STATE_MACHINE_VARIABLES = {
-    "create": "AIRDOCK_CREATE_SM_ARN",
-    "update": "AIRDOCK_UPDATE_SM_ARN",
-    "delete": "AIRDOCK_DELETE_SM_ARN",
-}
-
-
-def _required(name: str, environ: dict[str, str] | None = None) -> str:
-    value = (environ if environ is not None else os.environ).get(name)
-    if not value:
-        raise RuntimeError(f"environment variable {name} must be set for the AWS backend")
-    return value
-
 
 class LambdaLifecycleRunner:
     """LifecycleRunner port on AWS: an asynchronous invocation of the lifecycle function with the
@@ -56,12 +41,13 @@ class LambdaLifecycleRunner:
 
 
 def build_service(settings: Settings) -> EnvironmentService:
-    arns = {kind: os.environ[var] for kind, var in STATE_MACHINE_VARIABLES.items() if os.environ.get(var)}
-    lifecycle_function = os.environ.get("AIRDOCK_LIFECYCLE_FUNCTION")
+    arns = {kind: arn for kind, arn in (("create", settings.create_sm_arn), ("update", settings.update_sm_arn),
+                                        ("delete", settings.delete_sm_arn)) if arn}
+    lifecycle_function = settings.lifecycle_function
     return EnvironmentService(
-        repository=DynamoDbEnvironmentRepository(_required("AIRDOCK_TABLE_NAME")),
+        repository=DynamoDbEnvironmentRepository(settings.required("table_name")),
         buckets=S3Buckets(),
-        events=EventBridgeEvents(os.environ.get("AIRDOCK_EVENT_BUS", "default")),
+        events=EventBridgeEvents(settings.event_bus),
         settings=settings,
         workflows=StepFunctionsWorkflows(arns) if len(arns) == 3 else None,
         metrics=CloudWatchMetrics(),
@@ -71,17 +57,13 @@ def build_service(settings: Settings) -> EnvironmentService:
         # CLI/web login tokens signed with each environment's key from Secrets Manager, and
         # InvokeRestApi through the environment's web front (data_plane.py).
         data_plane=AirflowDataPlane(
-            SecretsManagerTargets(SecretsManagerKeys(), https=os.environ.get("AIRDOCK_LISTENER_HTTPS", "false").lower() == "true"),
-            StaticRolePolicy.from_json(os.environ.get("AIRDOCK_AIRFLOW_ROLES")), UrllibAirflowHttp()),
+            SecretsManagerTargets(SecretsManagerKeys(), https=settings.listener_https),
+            StaticRolePolicy.from_json(settings.airflow_roles), UrllibAirflowHttp()),
     )
 
 
-def compute_from_environ(
-    settings: Settings,
-    environ: dict[str, str] | None = None,
-    clients: dict[str, Any] | None = None,
-) -> "EcsCompute":
-    """ECS compute from the provisioner's (or lifecycle's) variables. `clients` (service name ->
+def ecs_compute(settings: Settings, clients: dict[str, Any] | None = None) -> "EcsCompute":
+    """ECS compute from the provisioner's (or lifecycle's) settings. `clients` (service name ->
     boto3 client) lets tests hand in clients bound to moto."""
     from airdock.aws.broker import SqsBroker
     from airdock.aws.compute import EcsCompute
@@ -92,52 +74,53 @@ def compute_from_environ(
     from airdock.aws.task_definitions import EcsConfig
     from airdock.aws.web import AlbWebAccess, LoadBalancer, WebConfig
 
-    env = environ if environ is not None else dict(os.environ)
-    client = _clients(settings, clients if clients is not None else {})
-    https = env.get("AIRDOCK_LISTENER_HTTPS", "false").lower() == "true"
-    public_listener = env.get("AIRDOCK_PUBLIC_LISTENER_ARN") or ""
+    given = clients if clients is not None else {}
+    client = _clients(settings, given)
+    required = settings.required
+    https = settings.listener_https
     web = AlbWebAccess(
         WebConfig(
-            vpc_id=_required("AIRDOCK_VPC_ID", env),
-            private=LoadBalancer(_required("AIRDOCK_PRIVATE_LISTENER_ARN", env), _required("AIRDOCK_PRIVATE_ALB_DNS", env), https),
-            public=LoadBalancer(public_listener, _required("AIRDOCK_PUBLIC_ALB_DNS", env), https) if public_listener else None,
-            domain=env.get("AIRDOCK_WEB_DOMAIN") or None,
+            vpc_id=required("vpc_id"),
+            private=LoadBalancer(required("private_listener_arn"), required("private_alb_dns"), https),
+            public=(LoadBalancer(settings.public_listener_arn, required("public_alb_dns"), https)
+                    if settings.public_listener_arn else None),
+            domain=settings.web_domain or None,
         ),
         client=client("elbv2"),
     )
     databases = AuroraDatabases(
         DatabaseCluster(
-            cluster_arn=_required("AIRDOCK_DB_CLUSTER_ARN", env),
-            admin_secret_arn=_required("AIRDOCK_DB_ADMIN_SECRET_ARN", env),
-            host=_required("AIRDOCK_DB_HOST", env),
-            port=int(env.get("AIRDOCK_DB_PORT", "5432")),
+            cluster_arn=required("db_cluster_arn"),
+            admin_secret_arn=required("db_admin_secret_arn"),
+            host=required("db_host"),
+            port=settings.db_port,
         ),
         rds_data=client("rds-data"),
         secretsmanager=client("secretsmanager"),
     )
     return EcsCompute(
         EcsConfig(
-            cluster=_required("AIRDOCK_ECS_CLUSTER", env),
-            image_repository=_required("AIRDOCK_AIRFLOW_IMAGE_REPOSITORY", env),
-            task_execution_role_arn=_required("AIRDOCK_TASK_EXECUTION_ROLE_ARN", env),
+            cluster=required("ecs_cluster"),
+            image_repository=required("airflow_image_repository"),
+            task_execution_role_arn=required("task_execution_role_arn"),
             region=settings.region,
             account_id=settings.account_id,
             partition=settings.partition,
-            cpu_architecture=env.get("AIRDOCK_CPU_ARCHITECTURE", "X86_64"),
+            cpu_architecture=settings.cpu_architecture,
         ),
         broker=SqsBroker(client("sqs")),
         databases=databases,
-        logs=CloudWatchLogGroups(int(env.get("AIRDOCK_LOG_RETENTION_DAYS", "30")), client("logs")),
+        logs=CloudWatchLogGroups(settings.log_retention_days, client("logs")),
         web=web,
         # The private DNS namespace the web front finds the webserver in (discovery.py).
         discovery=CloudMapDiscovery(
-            DiscoveryConfig(_required("AIRDOCK_DISCOVERY_NAMESPACE_ID", env), _required("AIRDOCK_DISCOVERY_NAMESPACE", env)),
+            DiscoveryConfig(required("discovery_namespace_id"), required("discovery_namespace")),
             client("servicediscovery"),
         ),
         secrets=EnvironmentSecrets(client("secretsmanager"), region=settings.region, account_id=settings.account_id,
                                    partition=settings.partition),
         # Workers are protected and scaled through the autoscaler's pool only.
-        workers=worker_pool_from_environ(settings, env, clients),
+        workers=worker_pool(settings, given),
         ecs=client("ecs"),
         ec2=client("ec2"),
         ecr=client("ecr"),
@@ -158,16 +141,13 @@ def _clients(settings: Settings, given: dict[str, Any]) -> Any:
 # ---------------------------------------------------------------------------- autoscaler
 
 
-def worker_pool_from_environ(settings: Settings, environ: dict[str, str] | None = None,
-                             clients: dict[str, Any] | None = None) -> "EcsWorkerPool":
-    """The ECS worker pool from the autoscaler's (or lifecycle's, or provisioner's) variables:
-    AIRDOCK_ECS_CLUSTER and AIRDOCK_DB_CLUSTER_ARN (task counts and drain markers through the RDS
-    Data API)."""
+def worker_pool(settings: Settings, clients: dict[str, Any] | None = None) -> "EcsWorkerPool":
+    """The ECS worker pool from the autoscaler's (or lifecycle's, or provisioner's) settings: the
+    ECS cluster and the database cluster (task counts and drain markers through the RDS Data API)."""
     from airdock.aws.worker_pool import EcsWorkerPool, MetadataTaskCounts
     from airdock_runtime.drain import DrainMarkers
 
-    env = environ if environ is not None else dict(os.environ)
     client = _clients(settings, clients if clients is not None else {})
-    counts = MetadataTaskCounts(_required("AIRDOCK_DB_CLUSTER_ARN", env), client("rds-data"), client("secretsmanager"))
-    return EcsWorkerPool(client("ecs"), _required("AIRDOCK_ECS_CLUSTER", env), task_counts=counts, sqs=client("sqs"),
+    counts = MetadataTaskCounts(settings.required("db_cluster_arn"), client("rds-data"), client("secretsmanager"))
+    return EcsWorkerPool(client("ecs"), settings.required("ecs_cluster"), task_counts=counts, sqs=client("sqs"),
                          upcoming=counts.upcoming_runs, markers=DrainMarkers(counts.execute))

@@ -27,11 +27,11 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Mapping
 
 from airdock.core import catalog, status
+from airdock.core.settings import Settings
 from airdock.core.ports import (Clock, DecisionLog, EnvironmentRepository, MetricPoint, Metrics, SystemClock, UpcomingRun, WorkerInfo, WorkerPool, all_records)
 
 log = logging.getLogger("airdock.autoscaler")
@@ -65,21 +65,19 @@ class AutoscalingConfig:
     prewarm_s: float = 180.0
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str] | None = None, **defaults: float) -> "AutoscalingConfig":
-        """`AIRDOCK_AUTOSCALER_{STABILIZATION_S,MAX_DRAIN_S,MAX_METRIC_AGE_S,PREWARM_S}` over
-        `defaults`."""
-        env = os.environ if environ is None else environ
+    def from_settings(cls, settings: "Settings", **defaults: float) -> "AutoscalingConfig":
+        """AIRDOCK_AUTOSCALER_{STABILIZATION_S,MAX_DRAIN_S,MAX_METRIC_AGE_S,PREWARM_S} over
+        `defaults` (the platform's) over the policy's own."""
         base = cls(**defaults)  # type: ignore[arg-type]
 
-        def get(name: str, default: float) -> float:
-            raw = env.get(f"AIRDOCK_AUTOSCALER_{name}")
-            return float(raw) if raw not in (None, "") else default
+        def pick(value: float | None, default: float) -> float:
+            return default if value is None else value
 
         return cls(
-            scale_in_stabilization_s=get("STABILIZATION_S", base.scale_in_stabilization_s),
-            max_drain_s=get("MAX_DRAIN_S", base.max_drain_s),
-            max_metric_age_s=get("MAX_METRIC_AGE_S", base.max_metric_age_s),
-            prewarm_s=get("PREWARM_S", base.prewarm_s),
+            scale_in_stabilization_s=pick(settings.autoscaler_stabilization_s, base.scale_in_stabilization_s),
+            max_drain_s=pick(settings.autoscaler_max_drain_s, base.max_drain_s),
+            max_metric_age_s=pick(settings.autoscaler_max_metric_age_s, base.max_metric_age_s),
+            prewarm_s=pick(settings.autoscaler_prewarm_s, base.prewarm_s),
         )
 
 

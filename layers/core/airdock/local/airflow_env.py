@@ -29,6 +29,7 @@ from airdock.core import catalog
 from airdock.core.blueprint import (DATABASE_SECRET, Blueprint, Component, Platform, SecretRef, Sources,
                                     blueprint)
 from airdock.core.models import Environment
+from airdock.core.settings import Settings
 from airdock.local.embedded_postgres import EmbeddedPostgres, PostgresError
 from airdock.local.environment_files import EnvironmentFiles, Ports
 from airdock.local.runtime import Runtime
@@ -39,9 +40,6 @@ from airdock_runtime.airflow_auth import basic_auth_header, mint_airflow_jwt
 # into Airflow's processes.
 _DROP_ENV_PREFIXES = ("AIRFLOW__", "AIRDOCK_", "PYTHON", "VIRTUAL_ENV", "CONDA_", "UV_")
 _DROP_ENV = {"AIRFLOW_HOME", "AIRFLOW_CONFIG", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"}
-# Airdock's settings the web front takes on: HTTPS, the CLI endpoint's time limit, and the tests' clock.
-_WEB_FRONT_SETTINGS = ("AIRDOCK_WEB_TLS_CERT", "AIRDOCK_WEB_TLS_KEY", "AIRDOCK_TOKEN_CLOCK_OFFSET_FILE",
-                       "AIRDOCK_CLI_TIMEOUT")
 
 WEB_FRONT = "web-front"
 POSTGRES = EmbeddedPostgres.NAME
@@ -57,12 +55,6 @@ def entrypoint_argv(python: Path, *args: str) -> list[str]:
     return [str(python), "-P", "-m", "airdock_runtime.entrypoint", *args]
 
 
-def web_front_host() -> str:
-    """The host name clients use for web fronts (AIRDOCK_WEB_HOSTNAME, e.g. the name on the TLS
-    certificate); 127.0.0.1 by default."""
-    return os.environ.get("AIRDOCK_WEB_HOSTNAME", "127.0.0.1")
-
-
 @dataclass(frozen=True)
 class LocalSpec:
     """An environment as this machine runs it: the MWAA resource, where its sources are on disk,
@@ -70,7 +62,7 @@ class LocalSpec:
 
     environment: Environment
     sources: Sources = field(default_factory=Sources)
-    region: str = "us-east-1"
+    settings: Settings = field(default_factory=Settings)
     # DAG files saved into the bucket folder reach the DAG folder within this many seconds.
     dag_sync_interval_s: float = 3.0
     # New DAG files are found by a periodic folder scan (Airflow's default: 5 minutes, MWAA's
@@ -139,11 +131,11 @@ class LocalAirflowEnvironment:
     @property
     def front_hostname(self) -> str:
         """host:port of the web front, what MWAA calls the web server hostname."""
-        return f"{web_front_host()}:{self.ports.web_front}"
+        return f"{self.spec.settings.web_hostname}:{self.ports.web_front}"
 
     @property
     def front_url(self) -> str:
-        scheme = "https" if os.environ.get("AIRDOCK_WEB_TLS_CERT") else "http"
+        scheme = "https" if self.spec.settings.web_tls_cert else "http"
         return f"{scheme}://{self.front_hostname}"
 
     @property
@@ -162,14 +154,14 @@ class LocalAirflowEnvironment:
         ports = self.ports
         sources = self.spec.sources
         return Platform(
-            region=self.spec.region,
+            region=self.spec.settings.region,
             airflow_home=str(home),
             database_url=SecretRef(DATABASE_SECRET, "sql_alchemy_conn"),
             broker_url=SecretRef(DATABASE_SECRET, "broker_url"),
             result_backend=SecretRef(DATABASE_SECRET, "result_backend"),
             web_bind="127.0.0.1",
             web_port=ports.web,
-            web_front_bind=os.environ.get("AIRDOCK_WEB_BIND", "127.0.0.1"),
+            web_front_bind=self.spec.settings.web_bind,
             web_front_port=ports.web_front,
             web_upstream=self.web_url,
             # Links and redirects must name the web front: the browser reaches the UI through it.
@@ -184,8 +176,17 @@ class LocalAirflowEnvironment:
             dag_scan_interval_s=self.spec.dag_scan_interval_s,
             dag_sync_interval_s=self.spec.dag_sync_interval_s,
             used_tokens_dir=str(self.env_dir / "web_front"),
-            web_front_environment={name: os.environ[name] for name in _WEB_FRONT_SETTINGS if os.environ.get(name)},
+            web_front_environment=self._web_front_settings(),
         )
+
+    def _web_front_settings(self) -> dict[str, str]:
+        """Airdock's settings the web front takes on: HTTPS, the CLI endpoint's time limit, and
+        the tests' clock."""
+        settings = self.spec.settings
+        given = {"AIRDOCK_WEB_TLS_CERT": settings.web_tls_cert, "AIRDOCK_WEB_TLS_KEY": settings.web_tls_key,
+                 "AIRDOCK_CLI_TIMEOUT": settings.cli_timeout,
+                 "AIRDOCK_TOKEN_CLOCK_OFFSET_FILE": settings.token_clock_offset_file}
+        return {name: value for name, value in given.items() if value}
 
     def blueprint(self, home: Path | None = None) -> Blueprint:
         return blueprint(self.spec.environment, self.platform(home))

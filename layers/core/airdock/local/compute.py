@@ -14,6 +14,7 @@ from typing import Any, Callable, TypeVar
 from airdock.core.blueprint import Sources
 from airdock.core.errors import Interrupted, ProvisioningError
 from airdock.core.models import Environment
+from airdock.core.settings import Settings
 from airdock.core.ports import Health
 from airdock.local.airflow_env import AirflowEnvError, LocalAirflowEnvironment, LocalSpec
 from airdock.local.buckets import LocalBuckets
@@ -22,12 +23,7 @@ from airdock.local.supervisor import SupervisorClosed, reap_orphans
 
 Progress = Callable[[str], None]
 
-# How long a GRACEFUL replacement waits for running tasks before it stops a worker anyway.
-GRACEFUL_TIMEOUT_S = float(os.environ.get("AIRDOCK_GRACEFUL_TIMEOUT", str(12 * 3600)))
 FORCED_TIMEOUT_S = 10.0
-# How long a pause waits for running tasks before stopping their workers anyway: a pause is a
-# request to free the machine now, not to drain a 12-hour task (Airflow retries what was cut off).
-PAUSE_GRACE_S = float(os.environ.get("AIRDOCK_PAUSE_GRACE", "60"))
 
 
 def unsafe_zip_entries(zip_path: Path) -> list[str]:
@@ -58,17 +54,13 @@ def _interruptible(method: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def runtime_cache_dir() -> Path:
-    return Path(os.environ.get("AIRDOCK_RUNTIME_CACHE", Path.home() / ".cache" / "airdock" / "runtimes"))
-
-
 class LocalCompute:
-    def __init__(self, data_dir: Path, buckets: LocalBuckets, runtimes: RuntimeCache | None = None,
-                 region: str = "us-east-1") -> None:
+    def __init__(self, data_dir: Path, buckets: LocalBuckets, settings: Settings,
+                 runtimes: RuntimeCache | None = None) -> None:
         self.envs_dir = data_dir / "envs"
         self.buckets = buckets
-        self.region = region
-        self.runtimes = runtimes or RuntimeCache(runtime_cache_dir())
+        self.settings = settings
+        self.runtimes = runtimes or RuntimeCache(settings.runtime_cache)
         self._envs: dict[str, LocalAirflowEnvironment] = {}
         self._paused: set[str] = set()  # stopped by pause(); started again by start/replace/restart
         self._lock = threading.RLock()
@@ -102,7 +94,7 @@ class LocalCompute:
             plugins=self._object(env, env.PluginsS3Path, env.PluginsS3ObjectVersion),
             startup_script=self._object(env, env.StartupScriptS3Path, env.StartupScriptS3ObjectVersion),
         )
-        return LocalSpec(env, sources, region=self.region)
+        return LocalSpec(env, sources, self.settings)
 
     def check_plugins(self, env: Environment) -> None:
         """Refuse a plugins.zip with entries that would unpack outside the plugins folder (zip
@@ -220,7 +212,8 @@ class LocalCompute:
 
     def _swap(self, name: str, current: LocalAirflowEnvironment | None, candidate: LocalAirflowEnvironment,
               strategy: str, progress: Progress) -> None:
-        grace = GRACEFUL_TIMEOUT_S if strategy == "GRACEFUL" else FORCED_TIMEOUT_S
+        # How long a GRACEFUL replacement waits for running tasks before it stops a worker anyway.
+        grace = self.settings.graceful_timeout if strategy == "GRACEFUL" else FORCED_TIMEOUT_S
         if current is not None:
             # Workers drain first (warm shutdown) while the API server and database stay up: on
             # Airflow 3 a running task reports to the API server until it finishes.
@@ -256,7 +249,9 @@ class LocalCompute:
             airflow = self._envs.get(env.Name)
             self._paused.add(env.Name)
         if airflow is not None:
-            airflow.stop(grace_s=PAUSE_GRACE_S)
+            # A pause frees the machine now: it waits for running tasks only so long (Airflow
+            # retries what was cut off).
+            airflow.stop(grace_s=self.settings.pause_grace)
         # Also after a restart of Airdock (nothing managed yet): whatever is left must go.
         reap_orphans(self.envs_dir / env.Name)
 

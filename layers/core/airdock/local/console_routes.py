@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import json
 import mimetypes
-import os
 import time
 import uuid
 from pathlib import Path
@@ -43,9 +42,6 @@ _CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'
 
 
 def console_dir() -> Path:
-    configured = os.environ.get("AIRDOCK_CONSOLE_DIR")
-    if configured:
-        return Path(configured)
     import airdock
 
     # layers/core/airdock/__init__.py → the repository root holds console/

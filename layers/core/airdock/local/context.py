@@ -38,7 +38,7 @@ class LocalContext:
         (self.data_dir / "buckets").mkdir(exist_ok=True)
         (self.data_dir / "envs").mkdir(exist_ok=True)
         self.settings = settings
-        self.keys = KeyStore(self.data_dir, settings.account_id)
+        self.keys = KeyStore(self.data_dir, settings.account_id, (settings.access_key_id, settings.secret_access_key))
         # group_commit: the host runs its writes through `self.group_commit.write`, which answers
         # them only after one fsync per group (the local endpoint does), so commits need not
         # fsync one by one (group_commit.py). Other hosts (tests, tools) keep FULL.
@@ -47,7 +47,7 @@ class LocalContext:
         self.group_commit = GroupCommit(self.repository.db.sync) if group_commit else None
         self.metrics = SqliteMetrics(db=self.repository.db)
         self.buckets = LocalBuckets(self.data_dir / "buckets")
-        self.events = LocalEventLog(self.data_dir / "events.jsonl", os.environ.get("AIRDOCK_EVENTS_WEBHOOK"))
+        self.events = LocalEventLog(self.data_dir / "events.jsonl", settings.events_webhook)
         self._engine: Any | None = None
         self._compute = compute
         self._workflows: Any | None = None
@@ -56,7 +56,7 @@ class LocalContext:
         # Lifecycle: pause/resume/maintenance run on threads through the lifecycle function; module
         # logs are routed into files; the clock is injectable (lifecycle_loop.py).
         self.logs = LocalLogs(self.data_dir / "envs")
-        self.lifecycle_clock: Any = OffsetClock.from_environ()
+        self.lifecycle_clock: Any = OffsetClock.from_file(settings.lifecycle_clock_offset_file)
         self._lifecycle: Any | None = None
         self._lifecycle_loops: list[Any] = []
         self.provision = provision
@@ -80,7 +80,7 @@ class LocalContext:
         if self._compute is None:
             from airdock.local.compute import LocalCompute
 
-            self._compute = LocalCompute(self.data_dir, self.buckets, region=self.settings.region)
+            self._compute = LocalCompute(self.data_dir, self.buckets, self.settings)
         return self._compute
 
     @property
@@ -154,12 +154,12 @@ class LocalContext:
 
         # Locally metrics arrive every few seconds: older than 30 s means the collector stalled.
         # A local worker starts in 10-20 s, not Fargate's ~2 min: a minute of pre-warm is plenty.
-        return AutoscalingConfig.from_environ(max_metric_age_s=30.0, prewarm_s=60.0)
+        return AutoscalingConfig.from_settings(self.settings, max_metric_age_s=30.0, prewarm_s=60.0)
 
     def _start_autoscaling(self) -> None:
         """The metrics collector and the autoscaler handler, each on its own loop
         (AIRDOCK_AUTOSCALER=off disables both)."""
-        if os.environ.get("AIRDOCK_AUTOSCALER", "on").lower() in ("0", "off", "false", "no"):
+        if not self.settings.autoscaler:
             return
         from airdock.core.autoscaling import Autoscaler
         from airdock.local.metrics_collector import MetricsCollector, PeriodicTask
@@ -175,10 +175,8 @@ class LocalContext:
             function.handler({"source": "airdock.local", "detail-type": "Scheduled Event"}, None, autoscaler=autoscaler)
 
         self._loops = [
-            PeriodicTask("metrics-collector", float(os.environ.get("AIRDOCK_METRICS_INTERVAL_S", "5")),
-                         collector.collect_once).start(),
-            PeriodicTask("autoscaler", float(os.environ.get("AIRDOCK_AUTOSCALER_INTERVAL_S", "5")),
-                         autoscale).start(),
+            PeriodicTask("metrics-collector", self.settings.metrics_interval_s, collector.collect_once).start(),
+            PeriodicTask("autoscaler", self.settings.autoscaler_interval_s, autoscale).start(),
         ]
 
     def worker_status(self, name: str) -> dict[str, Any] | None:
@@ -218,20 +216,19 @@ class LocalContext:
         """The lifecycle loop (maintenance windows, schedules), the log router and the
         SchedulerHeartbeat/DAGParseTime collector, each on its own thread."""
         from airdock.local.airflow_metrics import AirflowHealthMetrics
-        from airdock.local.lifecycle_loop import LifecycleLoop, interval_from_environ
+        from airdock.local.lifecycle_loop import LifecycleLoop
         from airdock.local.logs import LogRouterLoop
         from airdock.local.metrics_collector import PeriodicTask
 
-        loop = LifecycleLoop(lambda: self.lifecycle, self.lifecycle_clock, interval_from_environ(),
+        loop = LifecycleLoop(lambda: self.lifecycle, self.lifecycle_clock, self.settings.lifecycle_interval,
                              self.settings.region, self.settings.account_id)
         loop.start()
         router = LogRouterLoop(self.logs, self.repository)
         health = AirflowHealthMetrics(self.repository, self.compute.environment, self.metrics)
         self._lifecycle_loops = [
             loop,
-            PeriodicTask("log-router", float(os.environ.get("AIRDOCK_LOG_ROUTE_INTERVAL_S", "1")), router.route_all).start(),
-            PeriodicTask("airflow-health-metrics", float(os.environ.get("AIRDOCK_HEALTH_METRICS_INTERVAL_S", "15")),
-                         health.collect_once).start(),
+            PeriodicTask("log-router", self.settings.log_route_interval_s, router.route_all).start(),
+            PeriodicTask("airflow-health-metrics", self.settings.health_metrics_interval_s, health.collect_once).start(),
         ]
 
     def _stop_lifecycle(self) -> None:
@@ -249,11 +246,3 @@ class _LazyWorkflows:
 
         return LocalWorkflows(self.context.engine).start(kind, name, payload)  # type: ignore[arg-type]
 
-
-def control_plane_only() -> bool:
-    return os.environ.get("AIRDOCK_CONTROL_PLANE_ONLY", "").lower() in ("1", "true", "yes")
-
-
-def build_service(settings: Settings) -> EnvironmentService:
-    data_dir = Path(os.environ.get("AIRDOCK_DATA_DIR", ".airdock"))
-    return LocalContext(data_dir, settings, provision=not control_plane_only()).service

@@ -50,9 +50,12 @@ def write_private(path: Path, text: str) -> None:
 
 
 class KeyStore:
-    def __init__(self, data_dir: Path, account_id: str) -> None:
+    def __init__(self, data_dir: Path, account_id: str, root: tuple[str | None, str | None] = (None, None)) -> None:
+        """`root`: the root key's id and secret when the settings give them (AIRDOCK_ACCESS_KEY_ID,
+        AIRDOCK_SECRET_ACCESS_KEY); otherwise it is kept in (or made into) `data_dir/credentials`."""
         from airdock.local.keys import KeysFile  # keys.py builds on this module's helpers
 
+        self.given_root = root
         self.path = data_dir / "credentials"
         self.account_id = account_id
         self.created = False
@@ -65,8 +68,7 @@ class KeyStore:
         return f"arn:aws:iam::{self.account_id}:root"
 
     def _load_root(self) -> AccessKey:
-        key_id = os.environ.get("AIRDOCK_ACCESS_KEY_ID")
-        secret = os.environ.get("AIRDOCK_SECRET_ACCESS_KEY")
+        key_id, secret = self.given_root
         if key_id and secret:
             return AccessKey(key_id, secret, self.root_principal)
         if self.path.exists():

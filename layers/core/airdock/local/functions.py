@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 import sys
 from functools import lru_cache
 from pathlib import Path
@@ -12,9 +11,8 @@ import airdock
 
 
 def functions_dir() -> Path:
-    override = os.environ.get("AIRDOCK_FUNCTIONS_DIR")
     # layers/core/airdock/__init__.py → the repository root is three levels above the package.
-    return Path(override) if override else Path(airdock.__file__).resolve().parents[3] / "functions"
+    return Path(airdock.__file__).resolve().parents[3] / "functions"
 
 
 @lru_cache(maxsize=None)

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -40,16 +39,8 @@ class OffsetClock:
         return datetime.now(timezone.utc) + timedelta(seconds=offset)
 
     @classmethod
-    def from_environ(cls) -> "OffsetClock":
-        path = os.environ.get("AIRDOCK_LIFECYCLE_CLOCK_OFFSET_FILE")
+    def from_file(cls, path: str | None) -> "OffsetClock":
         return cls(Path(path) if path else None)
-
-
-def interval_from_environ() -> float:
-    try:
-        return max(0.5, float(os.environ.get("AIRDOCK_LIFECYCLE_INTERVAL", DEFAULT_INTERVAL_S)))
-    except ValueError:
-        return DEFAULT_INTERVAL_S
 
 
 class LocalLifecycleRunner:

@@ -25,7 +25,6 @@ from airdock.core.paths import percent_decode
 from airdock.local.functions import load_function, load_function_instance
 from airdock.local.context import LocalContext
 from airdock.local.sigv4 import SigV4Error, verify_request
-from airdock.wiring import environment_service
 
 log = logging.getLogger("airdock.server")
 
@@ -152,7 +151,7 @@ class LocalEndpoint:
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self.api = load_function("api")
         # Powertools' own dependency injection swaps the AWS adapters for the local ones.
-        self.api.app.dependency_overrides[environment_service] = lambda: context.service
+        self.api.app.dependency_overrides[self.api.environment_service] = lambda: context.service
         # One copy of the API function per worker thread (see load_function_instance).
         self._thread_api = threading.local()
         self._thread_api.module = self.api
@@ -266,7 +265,7 @@ class LocalEndpoint:
         api = getattr(self._thread_api, "module", None)
         if api is None:
             api = load_function_instance("api", f"t{threading.get_ident()}")
-            api.app.dependency_overrides[environment_service] = lambda: self.context.service
+            api.app.dependency_overrides[api.environment_service] = lambda: self.context.service
             self._thread_api.module = api
         return api.handler(event, None)
 
