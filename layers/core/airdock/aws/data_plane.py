@@ -22,12 +22,9 @@ the account's root user is Admin.
 from __future__ import annotations
 
 import json
-import threading
-import time
-from collections.abc import Callable
 from typing import Any
 
-import boto3
+from aws_lambda_powertools.utilities import parameters
 from botocore.exceptions import ClientError
 
 from airdock.aws import naming
@@ -38,40 +35,32 @@ from airdock.core.ports import AirflowTarget, EnvironmentRecord
 
 # Keys never rotate, but an environment deleted and created again under the same name has new
 # ones: a cached key is used for this long.
-KEY_CACHE_S = 60.0
+KEY_CACHE_S = 60
 
 
 class SecretsManagerKeys:
-    """An environment's keys from Secrets Manager, cached briefly."""
+    """An environment's keys from Secrets Manager, cached briefly (Powertools' parameters)."""
 
-    def __init__(self, client: Any | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, client: Any | None = None) -> None:
         self._client = client
-        self.clock = clock
-        self._cache: dict[tuple[str, str], tuple[float, dict[str, str]]] = {}
-        self._lock = threading.Lock()
+        self._provider: parameters.SecretsProvider | None = None
 
     @property
-    def sm(self) -> Any:
-        if self._client is None:  # created on first use: building the service calls nothing
-            self._client = boto3.client("secretsmanager")
-        return self._client
+    def provider(self) -> parameters.SecretsProvider:
+        if self._provider is None:  # made on first use: building the service calls nothing
+            self._provider = parameters.SecretsProvider(boto3_client=self._client)
+        return self._provider
 
     def secret(self, env_name: str, kind: str) -> dict[str, str]:
-        key = (env_name, kind)
-        with self._lock:
-            cached = self._cache.get(key)
-            if cached and self.clock() - cached[0] < KEY_CACHE_S:
-                return cached[1]
         try:
-            value = json.loads(self.sm.get_secret_value(SecretId=naming.secret_name(env_name, kind))["SecretString"])
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ResourceNotFoundException":
+            value = self.provider.get(naming.secret_name(env_name, kind), max_age=KEY_CACHE_S, transform="json")
+        except parameters.exceptions.GetParameterError as exc:
+            cause = exc.__context__  # Powertools wraps the SDK's error while handling it
+            if isinstance(cause, ClientError) and cause.response["Error"]["Code"] == "ResourceNotFoundException":
                 raise ServiceUnavailable(f"Environment {env_name} has no web front keys yet; "
                                          "try again when it is AVAILABLE.") from None
             raise
-        with self._lock:
-            self._cache[key] = (self.clock(), value)
-        return dict(value)
+        return dict(value)  # type: ignore[arg-type]
 
     def token_key(self, env_name: str) -> str:
         """The key the environment's CLI and web login tokens are signed with."""

@@ -45,17 +45,14 @@ class CloudMapDiscovery:
     def find(self, env_name: str) -> str | None:
         """The ARN of the environment's Cloud Map service, or None."""
         wanted = self.service_name(env_name)
-        request: dict[str, Any] = {"Filters": [{"Name": "NAMESPACE_ID", "Values": [self.config.namespace_id],
-                                                "Condition": "EQ"}]}
-        while True:
-            page = self.sd.list_services(**request)
+        pages = self.sd.get_paginator("list_services").paginate(
+            Filters=[{"Name": "NAMESPACE_ID", "Values": [self.config.namespace_id], "Condition": "EQ"}])
+        for page in pages:
             for service in page.get("Services", []):
                 # (Filtered again here: some emulators ignore the filter.)
                 if service.get("Name") == wanted and service.get("NamespaceId", self.config.namespace_id) == self.config.namespace_id:
                     return str(service["Arn"])
-            if not page.get("NextToken"):
-                return None
-            request["NextToken"] = page["NextToken"]
+        return None
 
     def ensure(self, env_name: str) -> str:
         """The Cloud Map service the webserver service registers into (created once)."""

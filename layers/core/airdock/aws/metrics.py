@@ -65,14 +65,10 @@ class CloudWatchMetrics:
             "EndTime": datetime.fromtimestamp(end, timezone.utc),
             "ScanBy": "TimestampAscending",
         }
-        while True:
-            page = self.cw.get_metric_data(**request)
+        for page in self.cw.get_paginator("get_metric_data").paginate(**request):
             for result in page["MetricDataResults"]:
                 for ts, value in zip(result.get("Timestamps", []), result.get("Values", [])):
                     points.append(MetricPoint(environment, name, float(value), ts.timestamp(), {}, "None"))
-            if not page.get("NextToken"):
-                break
-            request["NextToken"] = page["NextToken"]
         points.sort(key=lambda p: p.timestamp)
         return [p for p in points if since <= p.timestamp <= end]
 

@@ -166,16 +166,12 @@ class AlbWebAccess:
 
     def _rules(self, listener_arn: str, target_group: str, conditions: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
         rules: list[dict[str, Any]] = []
-        request: dict[str, Any] = {"ListenerArn": listener_arn}
-        while True:
-            page = self.elb.describe_rules(**request)
+        for page in self.elb.get_paginator("describe_rules").paginate(ListenerArn=listener_arn):
             for rule in page["Rules"]:
                 if any(a.get("TargetGroupArn") == target_group for a in rule.get("Actions", [])):
                     if conditions is None or _same_paths(rule["Conditions"], conditions):
                         rules.append(rule)
-            if not page.get("NextMarker"):
-                return rules
-            request["Marker"] = page["NextMarker"]
+        return rules
 
     def _delete_rules(self, listener_arn: str, target_group: str) -> None:
         for rule in self._rules(listener_arn, target_group):

@@ -224,10 +224,8 @@ class LocalCompute:
             self._envs[name] = candidate
             self._paused.discard(name)
         try:
-            if current is not None and current.runtime.airflow_version == candidate.runtime.airflow_version:
-                # Same Airflow: the schema is already current, so skip the migration (seconds).
-                candidate.write_config()
-            else:
+            # Same Airflow: the schema is already current, so the migration is skipped (seconds).
+            if current is None or current.runtime.airflow_version != candidate.runtime.airflow_version:
                 candidate.create(progress)
             candidate.start(progress)
         except AirflowEnvError as exc:
