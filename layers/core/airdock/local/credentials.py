@@ -49,6 +49,13 @@ def write_private(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def root_key_from_environ() -> tuple[str, str] | None:
+    """The root key pair from AIRDOCK_ACCESS_KEY_ID / AIRDOCK_SECRET_ACCESS_KEY (both or neither)."""
+    key_id = os.environ.get("AIRDOCK_ACCESS_KEY_ID")
+    secret = os.environ.get("AIRDOCK_SECRET_ACCESS_KEY")
+    return (key_id, secret) if key_id and secret else None
+
+
 class KeyStore:
     def __init__(self, data_dir: Path, account_id: str) -> None:
         from airdock.local.keys import KeysFile  # keys.py builds on this module's helpers
@@ -56,6 +63,7 @@ class KeyStore:
         self.path = data_dir / "credentials"
         self.account_id = account_id
         self.created = False
+        self.from_environment = False  # the root key came from AIRDOCK_*: no credentials file is written
         self.root = self._load_root()
         # Keys made with `airdock keys create` (keys.json), each with its own policy.
         self.managed = KeysFile(data_dir, account_id)
@@ -65,10 +73,10 @@ class KeyStore:
         return f"arn:aws:iam::{self.account_id}:root"
 
     def _load_root(self) -> AccessKey:
-        key_id = os.environ.get("AIRDOCK_ACCESS_KEY_ID")
-        secret = os.environ.get("AIRDOCK_SECRET_ACCESS_KEY")
-        if key_id and secret:
-            return AccessKey(key_id, secret, self.root_principal)
+        given = root_key_from_environ()
+        if given is not None:
+            self.from_environment = True
+            return AccessKey(*given, self.root_principal)
         if self.path.exists():
             parser = configparser.ConfigParser()
             parser.read(self.path, encoding="utf-8")
