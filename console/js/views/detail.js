@@ -18,6 +18,23 @@ function section(id, title, ...children) {
   return h("section", { class: "card", "aria-labelledby": `${id}-title`, id }, h("h2", { id: `${id}-title` }, title), ...children);
 }
 
+// A paused environment reports MWAA's PENDING throughout; its StatusReason tells the phases apart
+// (README, "Maintenance, pause and resume"): "Pausing: …", then "Paused by Airdock: …", and
+// "Resuming: …" once a resume started. Another PENDING (MWAA's own) is none of them.
+export function pauseState(env) {
+  if (env.Status !== "PENDING") return null;
+  const reason = env.StatusReason || "";
+  if (reason.startsWith("Paused")) return "paused";
+  if (reason.startsWith("Pausing")) return "pausing";
+  if (reason.startsWith("Resuming")) return "resuming";
+  return null;
+}
+
+const RESUME_HINT = {
+  pausing: "Resume is possible once the pause has finished.",
+  resuming: "Resuming already.",
+};
+
 export function viewDetail(client, name) {
   const statusLine = h("div", { class: "status-line", role: "status", "aria-live": "polite", id: "env-status" });
   const progress = h("div", { class: "progress", id: "env-progress" });
@@ -54,19 +71,21 @@ export function viewDetail(client, name) {
   let actionsKey = null;
   let envJson = null;
   const renderActions = (env) => {
-    const key = `${env.Status}|${env.WebserverUrl || ""}`;
+    const pause = pauseState(env);
+    const key = `${env.Status}|${env.WebserverUrl || ""}|${pause}`;
     if (key === actionsKey) return;
     actionsKey = key;
     const busy = isBusy(env.Status);
-    const btn = (id, text, onClick, { disabled = false, cls = "secondary" } = {}) =>
-      h("button", { type: "button", id, class: cls, disabled, on: { click: onClick } }, text);
+    const btn = (id, text, onClick, { disabled = false, cls = "secondary", title } = {}) =>
+      h("button", { type: "button", id, class: cls, disabled, title, on: { click: onClick } }, text);
     const focused = document.activeElement && actions.contains(document.activeElement) ? document.activeElement.id : null;
     clear(actions,
       btn("open-ui", "Open Airflow UI", () => openAirflowUi(name), { disabled: !env.WebserverUrl || env.Status !== "AVAILABLE", cls: "primary" }),
       h("a", { href: `#/environments/${encodeURIComponent(name)}/edit`, class: `button secondary${busy || env.Status === "CREATE_FAILED" ? " disabled" : ""}`, id: "edit", "aria-disabled": busy || env.Status === "CREATE_FAILED" ? "true" : null,
                on: { click: (e) => { if (e.currentTarget.getAttribute("aria-disabled") === "true") e.preventDefault(); } } }, "Edit"),
       env.Status === "PENDING"
-        ? btn("resume", "Resume", () => lifecycle("resume"))
+        // The API refuses a resume until the pause has finished (stopping takes a while).
+        ? btn("resume", "Resume", () => lifecycle("resume"), { disabled: pause !== "paused", title: RESUME_HINT[pause] })
         : btn("pause", "Pause", () => lifecycle("pause"), { disabled: !["AVAILABLE", "UNAVAILABLE"].includes(env.Status) }),
       btn("delete", "Delete", () => dialog.open(), { disabled: env.Status === "DELETING", cls: "danger" }));
     if (focused) actions.querySelector(`#${focused}`)?.focus();

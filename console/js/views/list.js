@@ -1,7 +1,15 @@
 // The environments list: every environment's status, refreshed every 5 seconds; status changes
 // are announced to assistive technology.
-import { clear, h, statusBadge } from "../dom.js";
+import { clear, h, isFailed, statusBadge } from "../dom.js";
 import { handleAuth, page, poll } from "../shell.js";
+
+// What the status alone does not say: the reason of a running change or of a failed status. The
+// failed last update of an environment that is AVAILABLE (the update was rolled back) is history,
+// as in AWS's console: the environment page shows it under "Last update", the list does not.
+function statusDetail(env) {
+  if (env.StatusReason) return env.StatusReason;
+  return isFailed(env.Status) && env.LastUpdate?.Error ? env.LastUpdate.Error.ErrorMessage : "";
+}
 
 export function viewList(client) {
   const tbody = h("tbody");
@@ -33,7 +41,7 @@ export function viewList(client) {
       return h("tr", { dataset: { env: env.Name } },
         h("th", { scope: "row" }, h("a", { href: `#/environments/${encodeURIComponent(env.Name)}` }, env.Name)),
         h("td", {}, statusBadge(env.Status)),
-        h("td", { class: "reason" }, env.StatusReason || (env.LastUpdate?.Error ? env.LastUpdate.Error.ErrorMessage : "")),
+        h("td", { class: "reason" }, statusDetail(env)),
         h("td", {}, env.AirflowVersion || ""),
         h("td", {}, env.EnvironmentClass || ""),
         h("td", {}, env.MinWorkers !== undefined ? `${env.MinWorkers}–${env.MaxWorkers}` : ""),
