@@ -51,6 +51,7 @@ const TRANSITIONAL = new Set(["CREATING", "UPDATING", "DELETING", "ROLLING_BACK"
 const FAILED = new Set(["CREATE_FAILED", "UPDATE_FAILED", "UNAVAILABLE"]);
 
 export function isBusy(status) { return TRANSITIONAL.has(status); }
+export function isFailed(status) { return FAILED.has(status); }
 
 export function statusBadge(status) {
   const kind = status === "AVAILABLE" ? "ok" : FAILED.has(status) ? "bad" : TRANSITIONAL.has(status) ? "busy" : "idle";

@@ -6,14 +6,15 @@ the same verifier as boto3's. Screenshots of each page go to artifacts/console/ 
 
 Without Airflow (control-plane-only server): static files, the signed extension routes, the
 browser's signature against botocore's, sign-in errors, validation messages next to their field,
-tags. With Airflow (`-m airflow`): create → AVAILABLE → Airflow UI through SSO → edit MaxWorkers →
-delete, all through the page.
+tags, Resume offered only once a pause finished, an old failed update shown as history. With
+Airflow (`-m airflow`): create → AVAILABLE → Airflow UI through SSO → edit MaxWorkers → pause (0
+workers on the chart) → resume → delete, all through the page.
 """
 from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from airdock.core.models import LastUpdateShape, UpdateError
 from airdock.local.sample import EXAMPLE_DAG
 from support.live_server import REPO, LiveServer
 
@@ -234,6 +236,105 @@ def test_tags_are_edited_on_the_detail_page(plain: LiveServer, browser: Any) -> 
     page.context.close()
 
 
+def rewrite(live: LiveServer, name: str, change: Callable[[Any], None]) -> None:
+    """Put an environment into a state a control-plane-only server cannot reach by itself (no
+    Airflow, no lifecycle runner): the states the lifecycle and the workflows write."""
+    from airdock.local.sqlite_repository import SqliteEnvironmentRepository
+
+    repository = SqliteEnvironmentRepository(live.data_dir / "state.db")
+    try:
+        record = repository.get(name)
+        change(record)
+        repository.replace(record)
+    finally:
+        repository.close()
+
+
+def status_reason(live: LiveServer, name: str) -> str:
+    # Not in botocore's MWAA model (boto3 drops it); the console reads the API's JSON.
+    return str(signed(live, "GET", f"/environments/{name}").json()["Environment"].get("StatusReason"))
+
+
+def create_via_api(live: LiveServer, name: str) -> None:
+    live.client().create_environment(
+        Name=name, ExecutionRoleArn=ROLE, SourceBucketArn=f"arn:aws:s3:::{BUCKET}", DagS3Path="dags",
+        NetworkConfiguration={"SubnetIds": ["subnet-a", "subnet-b"], "SecurityGroupIds": ["sg-1"]})
+
+
+def available(record: Any) -> None:
+    record.environment.Status = "AVAILABLE"
+    record.environment.StatusReason = None
+
+
+def test_resume_is_offered_only_once_the_pause_has_finished(plain: LiveServer, browser: Any) -> None:
+    from airdock.core.lifecycle import PAUSED_REASON
+
+    # Given an AVAILABLE environment, paused from its page; without a lifecycle runner (control
+    # plane only) the pause stays where a real one is while Airflow's processes stop
+    create_via_api(plain, "pausable")
+    rewrite(plain, "pausable", available)
+    page = new_page(browser, plain)
+    sign_in(page, *plain.credentials())
+    page.get_by_role("heading", name="Environments").wait_for()
+    page.goto(plain.endpoint + "/console/#/environments/pausable")
+    wait_status(page, "AVAILABLE", 10)
+    page.click("#pause")
+    wait_status(page, "PENDING", 10)
+    page.get_by_text("Pause requested.").wait_for()
+    # Then Resume is there but not offered while pausing (the API would refuse it)
+    assert status_reason(plain, "pausable").startswith("Pausing")
+    assert page.is_disabled("#resume") and "once the pause has finished" in page.get_attribute("#resume", "title")
+    shot(page, "05b-detail-pausing")
+    # When the pause finishes (what the lifecycle writes then)
+    def paused(record: Any) -> None:
+        record.internal["lifecycle"].update(state="done")
+        record.environment.StatusReason = PAUSED_REASON
+
+    rewrite(plain, "pausable", paused)
+    # Then Resume is offered, and the API accepts it
+    page.locator("#resume:not([disabled])").wait_for(timeout=10_000)
+    page.click("#resume")
+    page.get_by_text("Resume requested.").wait_for()
+    assert status_reason(plain, "pausable").startswith("Resuming")
+    page.locator("#resume[disabled]").wait_for(timeout=10_000)
+    assert not page.js_errors
+    page.context.close()
+
+
+def test_the_list_shows_an_old_failed_update_as_history_and_a_failed_status_with_its_reason(
+        plain: LiveServer, browser: Any) -> None:
+    # Given an environment whose update failed a week ago and was rolled back (AVAILABLE since), and
+    # one whose failed update could not be rolled back (UPDATE_FAILED now)
+    week_ago = time.time() - 7 * 24 * 3600
+    for name, status, message in (("rolledback", "AVAILABLE", "Could not install requirements: nope==1"),
+                                  ("stuck", "UPDATE_FAILED", "The update failed; rolling back also failed")):
+        create_via_api(plain, name)
+
+        def failed_update(record: Any, status: str = status, message: str = message) -> None:
+            record.environment.Status = status
+            record.environment.StatusReason = None
+            record.environment.LastUpdate = LastUpdateShape(
+                Status="FAILED", CreatedAt=week_ago, Source="UpdateEnvironment",
+                Error=UpdateError(ErrorCode="UPDATE_FAILED", ErrorMessage=message))
+
+        rewrite(plain, name, failed_update)
+    page = new_page(browser, plain)
+    sign_in(page, *plain.credentials())
+    page.locator("tr[data-env='stuck'] .badge[data-status='UPDATE_FAILED']").wait_for()
+    # Then the list shows the rolled-back environment as what it is, AVAILABLE, with no error
+    assert page.locator("tr[data-env='rolledback'] .badge").get_attribute("data-status") == "AVAILABLE"
+    assert page.inner_text("tr[data-env='rolledback'] td.reason") == ""
+    # And a failed status with the error that explains it
+    assert "rolling back also failed" in page.inner_text("tr[data-env='stuck'] td.reason")
+    shot(page, "05c-environments-failed-update")
+    # And the old failure is still on the environment's page, as its last update
+    page.click("a:text-is('rolledback')")
+    page.locator("#last-update-error").wait_for()
+    assert "nope==1" in page.inner_text("#last-update")
+    assert not page.js_errors
+    page.context.close()
+
+
 # ================================================================ with Airflow
 
 
@@ -328,6 +429,27 @@ def test_edit_max_workers(live: LiveServer, session: Any) -> None:
     env = live.client().get_environment(Name=NAME)["Environment"]
     assert env["MaxWorkers"] == 2 and env["LastUpdate"]["Status"] == "SUCCESS"
     shot(page, "11-detail-updated")
+
+
+@pytest.mark.airflow
+def test_pause_then_resume_from_the_page(live: LiveServer, session: Any) -> None:
+    page = session
+    page.goto(live.endpoint + f"/console/#/environments/{NAME}")
+    wait_status(page, "AVAILABLE", 60)
+    page.locator("#chart svg desc:has-text('Workers 1')").wait_for(state="attached", timeout=30_000)
+    page.click("#pause")
+    wait_status(page, "PENDING", 30)
+    # Resume is offered once the pause has finished, not before
+    page.locator("#resume:not([disabled])").wait_for(timeout=300_000)
+    assert "Paused by Airdock" in page.inner_text("#env-progress")
+    # The chart and the numbers say what runs while paused: no worker
+    page.locator("#chart svg desc:has-text('Workers 0')").wait_for(state="attached", timeout=30_000)
+    page.wait_for_function("document.querySelector('#workers .stat-value').textContent === '0'", timeout=15_000)
+    shot(page, "12a-detail-paused")
+    page.click("#resume")
+    wait_status(page, "AVAILABLE", 300)
+    page.locator("#chart svg desc:has-text('Workers 1')").wait_for(state="attached", timeout=60_000)
+    assert not page.js_errors
 
 
 @pytest.mark.airflow

@@ -22,8 +22,8 @@ import pytest
 from airdock.local.airflow_env import LocalAirflowEnvironment, entrypoint_argv
 from airdock.local.runtime import RuntimeBuildError, RuntimeCache
 from support.records import local_spec
-from airdock.local.supervisor import (ComponentSpec, ComponentState, Supervisor, SupervisorClosed, reap_orphans,
-                                      session_members, tagged_pids)
+from airdock.local.processes import reap_orphans, session_members, tagged_pids
+from airdock.local.supervisor import ComponentSpec, ComponentState, Supervisor, SupervisorClosed
 
 RETRY_DAG = textwrap.dedent('''
     from datetime import datetime, timedelta
@@ -382,7 +382,7 @@ def test_given_a_helper_that_dies_with_its_caller_when_the_controller_is_sigkill
     pidfile = tmp_path / "helper.pid"
     controller = textwrap.dedent(f'''
         import subprocess
-        from airdock.local.supervisor import dies_with_caller
+        from airdock.local.processes import dies_with_caller
         subprocess.run(dies_with_caller(["bash", "-c", "echo $$ > {pidfile}; exec sleep 300"]))
     ''')
     proc = subprocess.Popen([sys.executable, "-c", controller],

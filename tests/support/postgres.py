@@ -15,7 +15,7 @@ import psycopg2
 
 from airdock.local.embedded_postgres import as_postgres_user, postgres_bin_dir
 from airdock.local.environment_files import pick_free_port
-from airdock.local.supervisor import dies_with_caller
+from airdock.local.processes import dies_with_caller
 from support.processes import stop_process
 
 BIN = postgres_bin_dir()

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from airdock.local.supervisor import tagged_pids
+from airdock.local.processes import tagged_pids
 
 
 def processes_under(path: Path) -> list[int]:

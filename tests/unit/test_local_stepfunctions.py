@@ -1,4 +1,5 @@
-"""The local Step Functions engine runs our ASL files in-process, durably (airdock.local.stepfunctions)."""
+"""The local Step Functions engine runs our ASL files in-process, durably (airdock.local.stepfunctions,
+with its execution store in airdock.local.executions and its hold on moto in airdock.local.moto_lambda_hook)."""
 
 from __future__ import annotations
 
@@ -12,14 +13,8 @@ from typing import Any
 
 import pytest
 
-from airdock.local.stepfunctions import (
-    ExecutionAlreadyExists,
-    LocalStepFunctions,
-    SqliteExecutionStore,
-    StateMachineDoesNotExist,
-    local_function_arn,
-    substitute,
-)
+from airdock.local.executions import ExecutionAlreadyExists, SqliteExecutionStore
+from airdock.local.stepfunctions import LocalStepFunctions, StateMachineDoesNotExist, local_function_arn, substitute
 
 ASL_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "asl"
 PROVISIONER = "airdock-provisioner"

@@ -5,24 +5,30 @@ import argparse
 import logging
 import os
 import signal
+import sqlite3
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
+
+from pydantic import ValidationError as PydanticValidationError
 
 from airdock.core.settings import Settings
+
+if TYPE_CHECKING:
+    from botocore.credentials import Credentials
 
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from airdock.local.context import LocalContext, control_plane_only
+    from airdock.local.context import LocalContext
     from airdock.local.server import LocalEndpoint
 
     if args.host not in ("127.0.0.1", "localhost", "::1") and not args.allow_remote:
         print(f"Refusing to bind {args.host}: pass --allow-remote to expose Airdock beyond this machine.", file=sys.stderr)
         return 2
-    provision = not (args.control_plane_only or control_plane_only())
-    context = LocalContext(Path(args.data_dir), Settings.from_environ(), provision=provision, group_commit=True)
+    provision = not (args.control_plane_only or args.settings.control_plane_only)
+    context = LocalContext(Path(args.data_dir), args.settings, provision=provision, group_commit=True)
     if not provision:
         print("Control-plane-only mode: the API and state work; environments are not provisioned (they stay CREATING).")
     endpoint = f"http://{args.host}:{args.port}"
@@ -35,10 +41,16 @@ def _serve(args: argparse.Namespace) -> int:
         else:
             # stdout is a file or a pipe (a service log): secrets never go to logs.
             print(f"Airdock generated root credentials {key.access_key_id} (secret in the credentials file below).")
-    print(f"Credentials file: {context.keys.path} (profile airdock)")
     print(f"Endpoint: {endpoint}   (export AWS_DISABLE_HOST_PREFIX_INJECTION=true)")
-    print(f"  AWS_SHARED_CREDENTIALS_FILE={context.keys.path} aws mwaa list-environments --profile airdock "
-          f"--region {context.settings.region} --endpoint-url {endpoint}", flush=True)
+    if context.keys.from_environment:
+        # No credentials file is written for a key given in the environment: name where it is.
+        print(f"Root credentials: {context.keys.root.access_key_id} from AIRDOCK_ACCESS_KEY_ID / AIRDOCK_SECRET_ACCESS_KEY")
+        print("  AWS_ACCESS_KEY_ID=$AIRDOCK_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY=$AIRDOCK_SECRET_ACCESS_KEY "
+              f"aws mwaa list-environments --region {context.settings.region} --endpoint-url {endpoint}", flush=True)
+    else:
+        print(f"Credentials file: {context.keys.path} (profile airdock)")
+        print(f"  AWS_SHARED_CREDENTIALS_FILE={context.keys.path} aws mwaa list-environments --profile airdock "
+              f"--region {context.settings.region} --endpoint-url {endpoint}", flush=True)
     if args.sample:
         from airdock.local.sample import seed_sample
 
@@ -61,32 +73,81 @@ def _serve(args: argparse.Namespace) -> int:
 # and CloudWatch metrics, which are not part of the MWAA API either).
 
 
+class CliError(Exception):
+    """Bad input or an unusable setting: printed as one line, exit status 2, no traceback."""
+
+
+def _root_credentials(args: argparse.Namespace) -> Credentials:
+    """The key pause/resume sign with: a --profile if one is named; else the root key from
+    AIRDOCK_ACCESS_KEY_ID / AIRDOCK_SECRET_ACCESS_KEY, as the server reads it; else the server's
+    generated credentials file (profile airdock)."""
+    from botocore.credentials import Credentials
+    from botocore.exceptions import BotoCoreError
+    from botocore.session import Session
+
+    from airdock.local.credentials import PROFILE
+
+    settings: Settings = args.settings
+    if args.profile is None and settings.access_key_id and settings.secret_access_key:
+        return Credentials(settings.access_key_id, settings.secret_access_key)
+    profile = args.profile or PROFILE
+    credentials_file = os.environ.get("AWS_SHARED_CREDENTIALS_FILE") or str(Path(args.data_dir) / "credentials")
+    session = Session(profile=profile)
+    session.set_config_variable("credentials_file", credentials_file)
+    try:
+        credentials = session.get_credentials()
+    except BotoCoreError as exc:  # ProfileNotFound, a malformed file, ...
+        credentials = None
+        detail = f" ({exc})"
+    else:
+        detail = ""
+    if credentials is None:
+        raise CliError(f"No credentials for profile {profile} in {credentials_file}{detail}. Set AIRDOCK_ACCESS_KEY_ID and "
+                       "AIRDOCK_SECRET_ACCESS_KEY as for `airdock serve`, or pass the server's --data-dir or a --profile.")
+    return credentials.get_frozen_credentials()
+
+
+def _endpoint(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise CliError(f"--endpoint-url must be an http:// or https:// URL, not {url!r}.")
+    try:
+        parts.port
+    except ValueError as exc:
+        raise CliError(f"Invalid --endpoint-url {url!r}: {exc}.") from None
+    return url.rstrip("/")
+
+
 def _signed_post(args: argparse.Namespace, path: str) -> tuple[int, dict]:
     import json
     import urllib.error
     import urllib.request
 
-    import boto3
     from botocore.auth import SigV4Auth
     from botocore.awsrequest import AWSRequest
 
-    credentials_file = os.environ.get("AWS_SHARED_CREDENTIALS_FILE") or str(Path(args.data_dir) / "credentials")
-    os.environ["AWS_SHARED_CREDENTIALS_FILE"] = credentials_file
-    session = boto3.Session(profile_name=args.profile)
-    credentials = session.get_credentials()
-    if credentials is None:
-        raise SystemExit(f"No credentials for profile {args.profile} in {credentials_file}.")
-    url = args.endpoint_url.rstrip("/") + path
+    url = _endpoint(args.endpoint_url) + path
     request = AWSRequest(method="POST", url=url, data=b"", headers={"Content-Type": "application/json"})
-    SigV4Auth(credentials.get_frozen_credentials(), "airflow", args.region).add_auth(request)
+    SigV4Auth(_root_credentials(args), "airflow", args.region).add_auth(request)
     prepared = urllib.request.Request(url, data=b"", method="POST", headers=dict(request.headers.items()))
+
+    def decoded(raw: bytes) -> dict:
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            body = None
+        return body if isinstance(body, dict) else {"message": raw.decode("utf-8", "replace")[:500]}
+
     try:
         with urllib.request.urlopen(prepared, timeout=60) as response:
-            return response.status, json.loads(response.read() or b"{}")
+            return response.status, decoded(response.read())
     except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"{}")
-    except urllib.error.URLError as error:
-        raise SystemExit(f"Cannot reach Airdock at {args.endpoint_url}: {error.reason} (is `airdock serve` running?)")
+        return error.code, decoded(error.read())
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise CliError(f"Cannot reach Airdock at {args.endpoint_url}: {reason} (is `airdock serve` running?)") from None
 
 
 def _lifecycle_command(operation: str) -> "Callable[[argparse.Namespace], int]":
@@ -116,7 +177,7 @@ def _events(args: argparse.Namespace) -> int:
     import json
     import time
 
-    from airdock.local.events import LocalEventLog
+    from airdock.local.events import LocalEventLog, parse_line
 
     log_file = LocalEventLog(Path(args.data_dir) / "events.jsonl")
     show = (lambda e: print(json.dumps(e), flush=True)) if args.json else (lambda e: print(_format_event(e), flush=True))
@@ -135,8 +196,10 @@ def _events(args: argparse.Namespace) -> int:
                 data = handle.read()
             end = data.rfind(b"\n") + 1
             offset += end
-            for line in data[:end].decode().splitlines():
-                event = json.loads(line)
+            for line in data[:end].decode("utf-8", "replace").splitlines():
+                event = parse_line(line)
+                if event is None:
+                    continue
                 if args.name is None or (event.get("detail") or {}).get("EnvironmentName") == args.name:
                     show(event)
     except KeyboardInterrupt:
@@ -230,7 +293,7 @@ def _keys(args: argparse.Namespace) -> int:
     from airdock.core.errors import ValidationError
     from airdock.local.keys import KeysFile
 
-    store = KeysFile(Path(args.data_dir), Settings.from_environ().account_id)
+    store = KeysFile(Path(args.data_dir), args.settings.account_id)
     if args.keys_command == "create":
         document = None
         if args.policy:
@@ -265,27 +328,68 @@ def _keys(args: argparse.Namespace) -> int:
             print(f"{k['AccessKeyId']:<22} {k['UserName']:<20} {k['CreateDate']:<21} "
                   f"{f'{statements} statement(s)' if k['Policy'] else 'none (denied everything)'}")
         return 0
-    if store.delete(args.key_id):
+    try:
+        deleted = store.delete(args.key_id)
+    except ValidationError as exc:
+        print(exc.message, file=sys.stderr)
+        return 2
+    if deleted:
         print(f"Deleted access key {args.key_id}.")
         return 0
     print(f"No access key {args.key_id} in {store.path}.", file=sys.stderr)
     return 1
 
 
-def _add_client_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--endpoint-url", default=os.environ.get(
-        "AIRDOCK_ENDPOINT_URL", f"http://127.0.0.1:{os.environ.get('AIRDOCK_PORT', '8787')}"))
-    parser.add_argument("--profile", default="airdock")
-    parser.add_argument("--region", default=os.environ.get("AIRDOCK_REGION", os.environ.get("AWS_REGION", "us-east-1")))
+def _add_client_options(parser: argparse.ArgumentParser, settings: Settings) -> None:
+    parser.add_argument("--endpoint-url", default=settings.endpoint_url or f"http://127.0.0.1:{settings.port}")
+    parser.add_argument("--profile", help="a profile of the credentials file (default: the root key from "
+                                          "AIRDOCK_ACCESS_KEY_ID/AIRDOCK_SECRET_ACCESS_KEY, else profile airdock)")
+    parser.add_argument("--region", default=settings.region)
+
+
+def _add_data_dir(parser: argparse.ArgumentParser, help: str = "Airdock's data directory") -> None:
+    # SUPPRESS, and the default applied once after parsing: argparse copies every attribute of a
+    # subcommand's namespace over its parent's, so a subcommand's own default would override a
+    # --data-dir given before the subcommand (`airdock keys --data-dir D create`).
+    parser.add_argument("--data-dir", default=argparse.SUPPRESS,
+                        help=f"{help} (default: $AIRDOCK_DATA_DIR, else ./.airdock)")
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a TCP port number from 1 to 65535, got {text!r}")
+    return port
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        settings = Settings()  # read once, here: every default below and every command uses it
+    except PydanticValidationError as exc:
+        problems = "; ".join(f"AIRDOCK_{'.'.join(str(p) for p in e['loc']).upper()}: {e['msg']} (got {e.get('input')!r})"
+                             for e in exc.errors())
+        print(f"airdock: invalid setting in the environment: {problems}", file=sys.stderr)
+        return 2
     parser = argparse.ArgumentParser(prog="airdock", description="Self-hostable Amazon MWAA.")
+    _add_data_dir(parser)
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the local MWAA endpoint")
-    serve.add_argument("--host", default=os.environ.get("AIRDOCK_HOST", "127.0.0.1"))
-    serve.add_argument("--port", type=int, default=int(os.environ.get("AIRDOCK_PORT", "8787")))
-    serve.add_argument("--data-dir", default=os.environ.get("AIRDOCK_DATA_DIR", ".airdock"))
+    serve.add_argument("--host", default=settings.host)
+    serve.add_argument("--port", type=_port, default=settings.port, help="(default: $AIRDOCK_PORT, else 8787)")
+    _add_data_dir(serve)
     serve.add_argument("--sample", action="store_true", help="seed a sample bucket and environment")
     serve.add_argument("--control-plane-only", action="store_true",
                        help="serve the API and keep state, but provision no Airflow (for testing API clients)")
@@ -294,33 +398,32 @@ def main(argv: list[str] | None = None) -> int:
     # Off by default: a formatted line and a write(2) per request, on the event loop every request waits for.
     serve.add_argument("--access-log", action="store_true", help="log every HTTP request (uvicorn's access log)")
     serve.set_defaults(run=_serve)
-    data_dir_default = os.environ.get("AIRDOCK_DATA_DIR", ".airdock")
     for operation, text in (("pause", "stop every component of an environment (status PENDING), keeping its history"),
                             ("resume", "start a paused environment again")):
         command = commands.add_parser(operation, help=text)
         command.add_argument("name")
-        command.add_argument("--data-dir", default=data_dir_default, help="where the credentials file is")
-        _add_client_options(command)
+        _add_data_dir(command, "where the server's credentials file is")
+        _add_client_options(command, settings)
         command.set_defaults(run=_lifecycle_command(operation))
     events = commands.add_parser("events", help="status-change events (the local EventBridge)")
     events.add_argument("name", nargs="?")
     events.add_argument("--follow", "-f", action="store_true")
     events.add_argument("--json", action="store_true", help="print the events as JSON (EventBridge shape)")
-    events.add_argument("--limit", type=int, default=100)
-    events.add_argument("--data-dir", default=data_dir_default)
+    events.add_argument("--limit", type=_count, default=100)
+    _add_data_dir(events)
     events.set_defaults(run=_events)
     logs = commands.add_parser("logs", help="an environment's logs by module (the local CloudWatch log groups)")
     logs.add_argument("name")
     logs.add_argument("--module", "-m", default="Task", help="DAGProcessing | Scheduler | Task | WebServer | Worker")
     logs.add_argument("--follow", "-f", action="store_true")
-    logs.add_argument("--limit", type=int, default=100)
-    logs.add_argument("--data-dir", default=data_dir_default)
+    logs.add_argument("--limit", type=_count, default=100)
+    _add_data_dir(logs)
     logs.set_defaults(run=_logs)
     metrics = commands.add_parser("metrics", help="an environment's metrics (the local CloudWatch AmazonMWAA)")
     metrics.add_argument("name")
     metrics.add_argument("--minutes", type=float, default=60.0, help="look back this many minutes")
     metrics.add_argument("--json", action="store_true")
-    metrics.add_argument("--data-dir", default=data_dir_default)
+    _add_data_dir(metrics)
     metrics.set_defaults(run=_metrics)
     keys = commands.add_parser("keys", help="access keys with IAM-style policies (keys.json in the data dir)")
     keys_commands = keys.add_subparsers(dest="keys_command", required=True)
@@ -333,12 +436,29 @@ def main(argv: list[str] | None = None) -> int:
     delete = keys_commands.add_parser("delete", help="delete an access key")
     delete.add_argument("key_id")
     for command in (keys, create, listing, delete):
-        command.add_argument("--data-dir", default=data_dir_default)
+        _add_data_dir(command)
     keys.set_defaults(run=_keys)
     args = parser.parse_args(argv)
+    args.settings = settings
+    args.data_dir = getattr(args, "data_dir", None) or str(settings.data_dir)
+    if os.path.exists(args.data_dir) and not os.path.isdir(args.data_dir):
+        parser.error(f"the data directory {args.data_dir} is not a directory")
     logging.basicConfig(level=getattr(logging, args.log_level.upper(), logging.INFO) if hasattr(args, "log_level") else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    return int(args.run(args))
+    try:
+        return int(args.run(args))
+    except CliError as exc:
+        print(f"airdock {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except sqlite3.DatabaseError as exc:
+        print(f"airdock {args.command}: cannot use {Path(args.data_dir) / 'state.db'}: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `airdock keys list | head`: the reader left; nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except OSError as exc:  # a data directory that cannot be written, ...
+        print(f"airdock {args.command}: {exc.strerror or exc}: {exc.filename or args.data_dir}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import uuid
 from typing import TYPE_CHECKING, Any, Callable
 
 from airdock.core import catalog, rules, status
+from airdock.core.conflicts import retry_on_conflict
 from airdock.core.errors import (
     AlreadyExists,
     ConcurrentModification,
@@ -54,10 +55,6 @@ if TYPE_CHECKING:
     from airdock.core.lifecycle import LifecycleRunner
 
 log = logging.getLogger(__name__)
-
-# How often a write that lost a race on an unrelated member (tags, progress) is retried.
-_RETRIES = 8
-
 
 class EnvironmentService:
     def __init__(
@@ -291,7 +288,8 @@ class EnvironmentService:
 
         `expect` guards against acting on an environment some other change has since taken over.
         """
-        while True:
+
+        def attempt() -> tuple[str, EnvironmentRecord]:
             record = self._load(name)
             current = record.environment.Status
             if expect is not None and current not in expect and current != new_status:
@@ -302,13 +300,12 @@ class EnvironmentService:
                 record.environment.StatusReason = None
             if mutate:
                 mutate(record)
-            try:
-                saved = self.repository.replace(record)
-            except ConcurrentModification:
-                continue
-            if current != new_status:
-                self._emit(saved.environment, previous=current)
-            return saved
+            return current, self.repository.replace(record)
+
+        current, saved = retry_on_conflict(attempt, what=f"Environment {name}")
+        if current != new_status:
+            self._emit(saved.environment, previous=current)
+        return saved
 
     def update_internal(self, name: str, mutate: Callable[[EnvironmentRecord], None]) -> EnvironmentRecord:
         return self._mutate(name, mutate)
@@ -317,17 +314,18 @@ class EnvironmentService:
         """The last step of a delete: the record goes; GetEnvironment answers 404 from now on.
         A write that lands between the read and the delete (progress text, a health check) is
         no reason to fail the delete: it is read again, as `transition` and `_mutate` do."""
-        for attempt in range(_RETRIES):
+
+        def attempt() -> EnvironmentRecord | None:
             record = self.repository.get(name)
             if record is None:
-                return
+                return None
             status.check_transition(record.environment.Status, status.DELETED)
-            try:
-                self.repository.delete(name, record.version)
-                break
-            except ConcurrentModification:
-                if attempt == _RETRIES - 1:
-                    raise
+            self.repository.delete(name, record.version)
+            return record
+
+        record = retry_on_conflict(attempt, what=f"Environment {name}")
+        if record is None:
+            return
         deleted = record.environment.model_copy(update={"Status": status.DELETED})
         self._emit(deleted, previous=record.environment.Status)
 
@@ -378,14 +376,12 @@ class EnvironmentService:
         return name
 
     def _mutate(self, name: str, mutate: Callable[[EnvironmentRecord], None]) -> EnvironmentRecord:
-        for _ in range(_RETRIES):
+        def attempt() -> EnvironmentRecord:
             record = self._load(name)
             mutate(record)
-            try:
-                return self.repository.replace(record)
-            except ConcurrentModification:
-                continue
-        raise ServiceUnavailable(f"Environment {name} is changing too fast; try again.")
+            return self.repository.replace(record)
+
+        return retry_on_conflict(attempt, what=f"Environment {name}")
 
     def _replace_or_busy(self, record: EnvironmentRecord) -> EnvironmentRecord:
         try:

@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".airdock")
     host: str = "127.0.0.1"
     port: int = Field(default=8787, ge=1, le=65535)
+    endpoint_url: str | None = None  # where `airdock pause/resume` find the server (default: 127.0.0.1:port)
     # The root key; otherwise one is made on first start and kept in <data-dir>/credentials.
     access_key_id: str | None = None
     secret_access_key: str | None = None

@@ -32,8 +32,9 @@ from airdock.core.models import Environment
 from airdock.core.settings import Settings
 from airdock.local.embedded_postgres import EmbeddedPostgres, PostgresError
 from airdock.local.environment_files import EnvironmentFiles, Ports
+from airdock.local.processes import dies_with_caller, reap_orphans
 from airdock.local.runtime import Runtime
-from airdock.local.supervisor import ComponentSpec, ComponentState, Supervisor, dies_with_caller, reap_orphans
+from airdock.local.supervisor import ComponentSpec, ComponentState, Supervisor
 from airdock_runtime.airflow_auth import basic_auth_header, mint_airflow_jwt
 
 # Inherited variables that would leak Airdock's own Python or another environment's settings

@@ -19,7 +19,8 @@ from airdock.core.ports import Health
 from airdock.local.airflow_env import AirflowEnvError, LocalAirflowEnvironment, LocalSpec
 from airdock.local.buckets import LocalBuckets
 from airdock.local.runtime import RuntimeBuildError, RuntimeCache
-from airdock.local.supervisor import SupervisorClosed, reap_orphans
+from airdock.local.processes import reap_orphans
+from airdock.local.supervisor import SupervisorClosed
 
 Progress = Callable[[str], None]
 

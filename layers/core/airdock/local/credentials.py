@@ -59,6 +59,7 @@ class KeyStore:
         self.path = data_dir / "credentials"
         self.account_id = account_id
         self.created = False
+        self.from_environment = False  # the root key came from AIRDOCK_*: no credentials file is written
         self.root = self._load_root()
         # Keys made with `airdock keys create` (keys.json), each with its own policy.
         self.managed = KeysFile(data_dir, account_id)
@@ -70,6 +71,7 @@ class KeyStore:
     def _load_root(self) -> AccessKey:
         key_id, secret = self.given_root
         if key_id and secret:
+            self.from_environment = True
             return AccessKey(key_id, secret, self.root_principal)
         if self.path.exists():
             parser = configparser.ConfigParser()

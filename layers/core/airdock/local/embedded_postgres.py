@@ -32,7 +32,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from airdock.local.supervisor import ComponentSpec, ComponentState, Supervisor, dies_with_caller
+from airdock.local.processes import dies_with_caller
+from airdock.local.supervisor import ComponentSpec, ComponentState, Supervisor
 
 DATABASES = ("airflow", "celery")
 USER = "airflow"

@@ -29,7 +29,7 @@ class LocalEventLog:
     def read(self, name: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         if not self.path.exists():
             return []
-        events = [json.loads(line) for line in self.path.read_text(encoding="utf-8").splitlines() if line]
+        events = [e for e in map(parse_line, self.path.read_text(encoding="utf-8", errors="replace").splitlines()) if e]
         if name is not None:
             events = [e for e in events if e.get("detail", {}).get("EnvironmentName") == name]
         return events[-limit:]
@@ -42,3 +42,13 @@ class LocalEventLog:
             urllib.request.urlopen(request, timeout=5).close()
         except OSError as exc:  # a subscriber being down must not affect the environment
             log.warning("event webhook %s failed: %s", self.webhook_url, exc)
+
+
+def parse_line(line: str) -> dict[str, Any] | None:
+    """One event, or None for a line that is not one: a write torn by a crash or power loss
+    (appends are not atomic) must not hide the events around it."""
+    try:
+        event = json.loads(line) if line.strip() else None
+    except ValueError:
+        return None
+    return event if isinstance(event, dict) else None

@@ -82,15 +82,22 @@ class KeysFile:
     def get(self, access_key_id: str) -> ManagedKey | None:
         return self.keys().get(access_key_id)
 
-    def _read(self) -> list[dict[str, Any]]:
+    def _read(self, *, strict: bool = False) -> list[dict[str, Any]]:
+        """The stored entries. A file that is not Airdock's JSON reads as no keys for the server
+        (deny, don't guess); `strict` (a writer) refuses it, since writing would erase it."""
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return []
-        except ValueError:
+        except ValueError as exc:
+            if strict:
+                raise ValidationError(f"{self.path} is not valid JSON ({exc}); fix or remove it: "
+                                      "it is not overwritten.") from None
             log.error("%s is not valid JSON; no managed key is accepted until it is fixed", self.path)
             return []
         entries = data.get("Keys") if isinstance(data, dict) else None
+        if strict and not isinstance(entries, list):
+            raise ValidationError(f'{self.path} does not hold {{"Keys": [...]}}; fix or remove it: it is not overwritten.')
         return entries if isinstance(entries, list) else []
 
     def _parse(self, entries: list[dict[str, Any]]) -> dict[str, ManagedKey]:
@@ -124,7 +131,7 @@ class KeysFile:
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            entries = self._read()
+            entries = self._read(strict=True)
             yield entries
             write_private(self.path, json.dumps({"Keys": entries}, indent=1) + "\n")
         finally:

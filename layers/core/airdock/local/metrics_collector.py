@@ -69,6 +69,9 @@ class MetricsCollector:
     def collect_once(self) -> list[MetricPoint]:
         points: list[MetricPoint] = []
         for record in all_records(self.repository):
+            if record.environment.Status == status.PENDING:
+                points.append(self.sample_paused(record.name))
+                continue
             if record.environment.Status not in _RUNNING_STATES:
                 continue
             try:
@@ -77,6 +80,17 @@ class MetricsCollector:
                 log.debug("no metrics for %s: %s", record.name, exc)
         self.metrics.put(points)
         return points
+
+    def sample_paused(self, name: str) -> MetricPoint:
+        """WorkerCount of a paused (pausing, resuming) environment: its workers as they stop or
+        start, and 0 once nothing of it runs here. Without it the last value before the pause
+        would stand for the whole pause; task counts need Airflow, which is not running."""
+        try:
+            active = sum(w.state == "active" for w in self.pool.workers(name))
+        except Exception as exc:  # nothing of it runs here: a paused environment has no worker
+            log.debug("no workers of paused %s: %s", name, exc)
+            active = 0
+        return MetricPoint(name, autoscaling.WORKER_COUNT, float(active), self.clock(), {"Function": "Celery"}, "Count")
 
     def sample(self, name: str) -> list[MetricPoint]:
         # The worker count comes from the process table and never fails; the task counts need

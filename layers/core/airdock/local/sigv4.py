@@ -30,6 +30,8 @@ from email.utils import parsedate_to_datetime
 from functools import lru_cache
 from urllib.parse import quote, unquote_plus
 
+from botocore.utils import remove_dot_segments
+
 __all__ = [
     "ALGORITHM",
     "INCOMPLETE_SIGNATURE",
@@ -438,29 +440,14 @@ def _describe(span: timedelta) -> str:
 
 
 def _canonical_uri(raw_path: str) -> str:
-    normalized = _remove_dot_segments(raw_path) if raw_path else "/"
+    # botocore's own normalisation (RFC 3986 dot segments, plus empty segments collapsed, which
+    # AWS requires): the canonical URI must be byte-for-byte what the client signed.
+    normalized = remove_dot_segments(raw_path) if raw_path else "/"
     if _QUOTED_ONLY_PERCENT.fullmatch(normalized):
         # The usual path (boto3 percent-encodes every ARN): quote would keep each character but
         # '%', at a pure-Python loop per byte.
         return normalized.replace("%", "%25")
     return quote(normalized or "/", safe="/~", errors=_PATH_ERRORS)
-
-
-def _remove_dot_segments(path: str) -> str:
-    # A port of botocore.utils.remove_dot_segments: RFC 3986 5.2.4 plus collapsing empty segments,
-    # which AWS requires and botocore applies before signing.
-    output: list[str] = []
-    for segment in path.split("/"):
-        if not segment or segment == ".":
-            continue
-        if segment == "..":
-            if output:
-                output.pop()
-        else:
-            output.append(segment)
-    first = "/" if path.startswith("/") else ""
-    last = "/" if path.endswith("/") and output else ""
-    return first + "/".join(output) + last
 
 
 def _parse_query(query_string: str) -> list[tuple[str, str]]:

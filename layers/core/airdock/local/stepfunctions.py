@@ -5,33 +5,15 @@ by moto 5.2.5's ASL interpreter (``moto.stepfunctions.parser``, a port of LocalS
 invocations made by Task states are routed to in-process Python callables instead of a Lambda
 service. Nothing goes over HTTP and no Docker is needed.
 
-How it is wired (moto internals touched -- pin ``moto==5.2.5`` exactly):
+How it is wired: a private ``StepFunctionsParserBackend(region, account)`` per engine, built
+directly (NOT taken from moto's global ``BackendDict`` and NOT under ``mock_aws``), validates
+definitions (``create_state_machine`` -> ``AmazonStateLanguageParser``) and holds the
+``StateMachine`` objects; nothing in botocore is patched, so other boto3 clients in the process are
+untouched. How executions run on our threads and Lambda tasks reach Python callables (the moto
+internals touched; pin ``moto==5.2.5`` exactly) is ``moto_lambda_hook.py``; where executions are
+recorded is ``executions.py``.
 
-* A private ``StepFunctionsParserBackend(region, account)`` per engine, built directly (NOT taken
-  from moto's global ``BackendDict`` and NOT under ``mock_aws``): it validates definitions
-  (``create_state_machine`` -> ``AmazonStateLanguageParser``) and holds the ``StateMachine``
-  objects. Nothing in botocore is patched, so other boto3 clients in the process are untouched.
-* ``moto.stepfunctions.parser.backend.execution.Execution`` is subclassed only to build moto's
-  ``SyncExecutionWorker`` (runs the program in the calling thread) instead of ``ExecutionWorker``
-  (spawns an untracked thread). We call ``Execution.start()`` from a thread we own, so when it
-  returns the final status/output/error/cause are already on the ``Execution`` -- no polling, no
-  race, and we record the end in the store right there.
-* One module attribute is replaced, once, process-wide:
-  ``moto.stepfunctions.parser.asl.component.state.exec.state_task.lambda_eval_utils
-  .execute_lambda_function_integration``. Both Lambda task flavours call it through that module
-  attribute (``StateTaskLambda`` for a bare function-ARN resource, ``StateTaskServiceLambda`` for
-  ``arn:aws:states:::lambda:invoke``). The replacement looks up the engine by the execution's role
-  ARN (each engine uses a unique synthetic role ARN, carried by moto into every frame as
-  ``env.aws_execution_details.role_arn``, including Map/Parallel branches); for any execution that
-  is not ours (e.g. someone else's ``mock_aws`` test) it calls moto's original function unchanged.
-  Callable exceptions become moto's ``LambdaFunctionErrorException`` with the payload real Lambda
-  returns (``{"errorMessage", "errorType", "requestId", "stackTrace"}``), so the ASL error name is
-  the exception class name and the Cause is that JSON text -- exactly as on AWS.
-* ``moto.stepfunctions.parser.utils.TMP_THREADS`` (a list moto appends every worker thread to and
-  never empties) is pruned of dead threads when we start an execution; otherwise a long-running
-  ``airdock serve`` with polling loops would accumulate Thread objects forever.
-
-ASL support measured with this hook (tests/unit/test_local_stepfunctions.py exercises most):
+ASL support measured with the hook (tests/unit/test_local_stepfunctions.py exercises most):
 
 * Task, both forms work locally and on AWS:
   - ``"Resource": "arn:aws:lambda:...:function:NAME"`` -> state result is the function's return.
@@ -60,7 +42,7 @@ with ``Lambda.ResourceNotFoundException`` under ``lambda:invoke`` but with error
 the bare-ARN form (moto's mapping); Lambda service errors (``Lambda.ServiceException`` & co., worth a
 Retry on AWS) never happen locally; the Lambda context's remaining time counts down from 900 s.
 moto logs every failure event at ERROR on ``moto.stepfunctions.parser`` -- including ones a
-Retry/Catch handles -- so ``airdock serve`` may want that logger at CRITICAL; this module logs
+Retry/Catch handles -- so ``airdock serve`` may want that logger at CRITICAL; the hook logs
 function errors itself at INFO.
 
 Durability: moto keeps nothing on disk. Every execution is recorded in an ``ExecutionStore`` before
@@ -73,48 +55,34 @@ callable is invoked again by that engine (a late Task fails with ``EngineClosed`
 
 from __future__ import annotations
 
-import datetime
 import json
 import logging
 import re
-import sqlite3
 import threading
 import time
-import traceback
 import uuid
-import weakref
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
-from botocore.exceptions import ClientError
 from moto.stepfunctions.parser.api import ExecutionStatus, InvalidDefinition
-from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
-from moto.stepfunctions.parser.asl.eval.environment import Environment
 from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
-from moto.stepfunctions.parser.backend.execution import Execution
-from moto.stepfunctions.parser.backend.execution_worker import (
-    ExecutionWorker,
-    SyncExecutionWorker,
-)
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
-from moto.stepfunctions.parser.utils import TMP_THREADS
+
+from airdock.local import moto_lambda_hook
+from airdock.local.executions import (
+    FAILED,
+    RUNNING,
+    SUCCEEDED,
+    ExecutionAlreadyExists,
+    ExecutionDoesNotExist,
+    ExecutionRecord,
+    ExecutionStore,
+    StepFunctionsError,
+    utc_now,
+)
+from airdock.local.moto_lambda_hook import InlineExecution, LambdaCallable, local_function_arn
 
 LOG = logging.getLogger(__name__)
-
-#: A Lambda-handler-shaped callable: (event, context) -> JSON-serialisable result.
-LambdaCallable = Callable[[Any, Any], Any]
-
-RUNNING: Final = "RUNNING"
-SUCCEEDED: Final = "SUCCEEDED"
-FAILED: Final = "FAILED"
-TIMED_OUT: Final = "TIMED_OUT"
-ABORTED: Final = "ABORTED"
-
-#: Lambda's maximum timeout; the context's remaining time is measured from it because the
-#: function's real timeout is not known locally.
-_LAMBDA_TIMEOUT_SECONDS: Final = 900
 
 # AWS execution names: 1-80 chars, none of whitespace, brackets, wildcards, these specials, or
 # control characters.
@@ -125,22 +93,8 @@ _PLACEHOLDER_RE: Final = re.compile(r"\$\{([^}]*)\}")
 # --------------------------------------------------------------------------------------- errors
 
 
-class StepFunctionsError(Exception):
-    """Base for errors this adapter raises; ``code`` is the matching AWS error code."""
-
-    code = "StepFunctionsError"
-
-
 class StateMachineDoesNotExist(StepFunctionsError):
     code = "StateMachineDoesNotExist"
-
-
-class ExecutionDoesNotExist(StepFunctionsError):
-    code = "ExecutionDoesNotExist"
-
-
-class ExecutionAlreadyExists(StepFunctionsError):
-    code = "ExecutionAlreadyExists"
 
 
 class InvalidName(StepFunctionsError):
@@ -176,268 +130,10 @@ def substitute(asl_text: str, substitutions: dict[str, str]) -> str:
     return text
 
 
-def local_function_arn(
-    function_name: str, region: str = "us-east-1", account_id: str = "000000000000"
-) -> str:
-    """ARN used locally for a function, e.g. the ``airdock-provisioner`` substitution."""
-    return f"arn:aws:lambda:{region}:{account_id}:function:{function_name}"
-
-
-# ------------------------------------------------------------------------------------ the store
-
-
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(tz=datetime.timezone.utc)
-
-
-@dataclass(frozen=True)
-class ExecutionRecord:
-    """What is stored about one execution (enough to describe it and to re-run it)."""
-
-    execution_arn: str
-    state_machine: str  # state machine name (key of LocalStepFunctions.definitions)
-    state_machine_arn: str
-    name: str
-    input: str  # JSON text, exactly as started
-    start_date: datetime.datetime
-    status: str = RUNNING
-    stop_date: datetime.datetime | None = None
-    output: str | None = None  # JSON text
-    error: str | None = None
-    cause: str | None = None
-
-
-class ExecutionStore(Protocol):
-    """Where executions are recorded, so they survive a restart of the local server."""
-
-    def record_start(self, execution: ExecutionRecord) -> None:
-        """Insert a new RUNNING execution; raise ExecutionAlreadyExists if the ARN is known."""
-        ...
-
-    def record_end(
-        self,
-        execution_arn: str,
-        status: str,
-        output: str | None,
-        error: str | None,
-        cause: str | None,
-    ) -> None: ...
-
-    def unfinished(self) -> list[ExecutionRecord]:
-        """Executions recorded as started and not ended, oldest first."""
-        ...
-
-    def get(self, execution_arn: str) -> ExecutionRecord | None: ...
-
-
-class SqliteExecutionStore(ExecutionStore):
-    """ExecutionStore in a SQLite file (WAL). Safe to share with other tables in ``state.db``.
-
-    One connection guarded by a lock: calls are short and serialising them is simpler and
-    cheaper than a connection per call; ``busy_timeout`` covers other connections (e.g. the
-    repository adapter) writing to the same file.
-    """
-
-    _SCHEMA: Final = """
-        CREATE TABLE IF NOT EXISTS sfn_executions (
-            execution_arn     TEXT PRIMARY KEY,
-            state_machine     TEXT NOT NULL,
-            state_machine_arn TEXT NOT NULL,
-            name              TEXT NOT NULL,
-            input             TEXT NOT NULL,
-            status            TEXT NOT NULL,
-            start_date        TEXT NOT NULL,
-            stop_date         TEXT,
-            output            TEXT,
-            error             TEXT,
-            cause             TEXT
-        );
-        CREATE INDEX IF NOT EXISTS sfn_executions_status ON sfn_executions (status, start_date);
-    """
-    _COLUMNS: Final = (
-        "execution_arn, state_machine, state_machine_arn, name, input, status, start_date, "
-        "stop_date, output, error, cause"
-    )
-
-    def __init__(self, path: str | Path) -> None:
-        self._path = str(path)
-        self._lock = threading.Lock()
-        # check_same_thread=False: engine threads share it, serialised by self._lock.
-        self._conn = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
-        with self._lock:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            # FULL: an execution recorded as started must survive even an OS crash; the cost
-            # (one fsync per start/end) is negligible at workflow rates.
-            self._conn.execute("PRAGMA synchronous=FULL")
-            self._conn.execute("PRAGMA busy_timeout=5000")
-            self._conn.executescript(self._SCHEMA)
-
-    @staticmethod
-    def _row_to_record(row: tuple[Any, ...]) -> ExecutionRecord:
-        (arn, sm, sm_arn, name, inpt, status, start, stop, output, error, cause) = row
-        return ExecutionRecord(
-            execution_arn=arn,
-            state_machine=sm,
-            state_machine_arn=sm_arn,
-            name=name,
-            input=inpt,
-            status=status,
-            start_date=datetime.datetime.fromisoformat(start),
-            stop_date=datetime.datetime.fromisoformat(stop) if stop else None,
-            output=output,
-            error=error,
-            cause=cause,
-        )
-
-    def record_start(self, execution: ExecutionRecord) -> None:
-        e = execution
-        try:
-            with self._lock:
-                self._conn.execute(
-                    f"INSERT INTO sfn_executions ({self._COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                    (
-                        e.execution_arn,
-                        e.state_machine,
-                        e.state_machine_arn,
-                        e.name,
-                        e.input,
-                        e.status,
-                        e.start_date.isoformat(),
-                        e.stop_date.isoformat() if e.stop_date else None,
-                        e.output,
-                        e.error,
-                        e.cause,
-                    ),
-                )
-        except sqlite3.IntegrityError as ex:
-            raise ExecutionAlreadyExists(f"Execution Already Exists: '{e.execution_arn}'") from ex
-
-    def record_end(
-        self,
-        execution_arn: str,
-        status: str,
-        output: str | None,
-        error: str | None,
-        cause: str | None,
-    ) -> None:
-        with self._lock:
-            self._conn.execute(
-                "UPDATE sfn_executions SET status=?, stop_date=?, output=?, error=?, cause=? "
-                "WHERE execution_arn=?",
-                (status, _now().isoformat(), output, error, cause, execution_arn),
-            )
-
-    def unfinished(self) -> list[ExecutionRecord]:
-        with self._lock:
-            rows = self._conn.execute(
-                f"SELECT {self._COLUMNS} FROM sfn_executions WHERE status=? ORDER BY start_date",
-                (RUNNING,),
-            ).fetchall()
-        return [self._row_to_record(r) for r in rows]
-
-    def get(self, execution_arn: str) -> ExecutionRecord | None:
-        with self._lock:
-            row = self._conn.execute(
-                f"SELECT {self._COLUMNS} FROM sfn_executions WHERE execution_arn=?",
-                (execution_arn,),
-            ).fetchone()
-        return self._row_to_record(row) if row else None
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
-
-
-# ------------------------------------------------------------------------------ the moto hook
-
-# role ARN -> engine. Weak values: an engine that was dropped without close() disappears too.
-_ENGINES: weakref.WeakValueDictionary[str, LocalStepFunctions] = weakref.WeakValueDictionary()
-_ENGINES_LOCK = threading.Lock()
-_ORIGINAL_INTEGRATION: Callable[..., None] | None = None
-
-
-def _hooked_lambda_integration(
-    env: Environment, parameters: dict, region: str, state_credentials: Any
-) -> None:
-    """Replacement for moto's ``execute_lambda_function_integration`` (same signature).
-
-    Contract with moto (both Lambda task flavours): on success push an InvocationResponse-shaped
-    dict on ``env.stack``; on a function error raise ``LambdaFunctionErrorException``; on a
-    service error raise ``ClientError``.
-    """
-    engine = _ENGINES.get(env.aws_execution_details.role_arn)
-    if engine is None or env.is_mocked_mode():
-        assert _ORIGINAL_INTEGRATION is not None
-        _ORIGINAL_INTEGRATION(
-            env=env, parameters=parameters, region=region, state_credentials=state_credentials
-        )
-        return
-    env.stack.append(engine._invoke(parameters, env))
-
-
-def _install_hook() -> None:
-    """Idempotently route moto's Lambda task invocations through ``_hooked_lambda_integration``."""
-    global _ORIGINAL_INTEGRATION
-    with _ENGINES_LOCK:
-        current = lambda_eval_utils.execute_lambda_function_integration
-        if current is _hooked_lambda_integration:
-            return
-        _ORIGINAL_INTEGRATION = current
-        lambda_eval_utils.execute_lambda_function_integration = _hooked_lambda_integration
-
-
-def _prune_moto_threads() -> None:
-    # In-place on moto's module-level list (nothing in moto reads it). A thread appended
-    # concurrently between the read and the assignment may be dropped from the list, which is
-    # harmless: the list is bookkeeping only.
-    TMP_THREADS[:] = [t for t in TMP_THREADS if t.is_alive()]
-
-
-def _function_name(function: str) -> str:
-    """Function name from a name, partial ARN or full ARN (with or without a qualifier)."""
-    parts = function.split(":")
-    if function.startswith("arn:") and len(parts) >= 7:
-        return parts[6]  # arn:aws:lambda:region:account:function:NAME[:qualifier]
-    if len(parts) >= 3 and parts[1] == "function":
-        return parts[2]  # account:function:NAME[:qualifier]
-    return parts[0]  # NAME[:qualifier]
-
-
-@dataclass
-class LambdaContext:
-    """The subset of Lambda's context object handlers (and Powertools) read."""
-
-    function_name: str
-    invoked_function_arn: str
-    aws_request_id: str
-    function_version: str = "$LATEST"
-    memory_limit_in_mb: int = 128
-    log_group_name: str = ""
-    log_stream_name: str = "local"
-    _deadline: float = 0.0
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-
-class _InlineExecution(Execution):
-    """moto Execution whose program runs in the thread that calls ``start()`` (ours)."""
-
-    def _get_start_execution_worker(self) -> ExecutionWorker:
-        plain = super()._get_start_execution_worker()
-        # Same arguments moto uses, but the Sync worker's start() evaluates inline.
-        return SyncExecutionWorker(
-            evaluation_details=plain._evaluation_details,
-            exec_comm=plain._execution_communication,
-            cloud_watch_logging_session=plain._cloud_watch_logging_session,
-            activity_store=plain._activity_store,
-        )
-
-
 @dataclass
 class _Running:
     record: ExecutionRecord
-    execution: _InlineExecution
+    execution: InlineExecution
     done: threading.Event
     thread: threading.Thread | None = None
 
@@ -463,7 +159,7 @@ class LocalStepFunctions:
         """``definitions``: state machine name -> ASL JSON text (after ``substitute``).
         ``functions``: Lambda function name -> callable; a Task whose resource/FunctionName names
         an unknown function fails with ``Lambda.ResourceNotFoundException``."""
-        _install_hook()
+        moto_lambda_hook.install()
         self.region = region
         self.account_id = account_id
         self._functions = dict(functions)
@@ -472,7 +168,7 @@ class LocalStepFunctions:
         self._running: dict[str, _Running] = {}
         self._closed = False
         # A synthetic, unique role: moto carries it into every frame of every execution, which
-        # is how the hook finds this engine (see module docstring).
+        # is how the hook finds this engine (see moto_lambda_hook.py).
         self._role_arn = f"arn:aws:iam::{account_id}:role/airdock-local-sfn-{uuid.uuid4().hex}"
         # Private backend (not moto's global BackendDict): invisible to any mock_aws.
         self._backend = StepFunctionsParserBackend(region_name=region, account_id=account_id)
@@ -484,8 +180,7 @@ class LocalStepFunctions:
                 )
             except InvalidDefinition as ex:
                 raise ValueError(f"invalid ASL for state machine {name!r}: {ex}") from ex
-        with _ENGINES_LOCK:
-            _ENGINES[self._role_arn] = self
+        moto_lambda_hook.register(self._role_arn, self)
 
     # ------------------------------------------------------------------------------ public API
 
@@ -512,7 +207,7 @@ class LocalStepFunctions:
             state_machine_arn=machine.arn,
             name=name,
             input=input_text,
-            start_date=_now(),
+            start_date=utc_now(),
         )
         with self._lock:
             existing = self._store.get(arn)
@@ -605,7 +300,7 @@ class LocalStepFunctions:
         for r in running:
             env = r.execution.exec_worker.env if r.execution.exec_worker else None
             if env is not None:
-                env.set_stop(stop_date=_now(), cause="local engine closed", error=None)
+                env.set_stop(stop_date=utc_now(), cause="local engine closed", error=None)
         deadline = time.monotonic() + join_timeout
         for r in running:
             if r.thread is not None:
@@ -624,11 +319,11 @@ class LocalStepFunctions:
 
     def _launch(self, record: ExecutionRecord) -> None:
         """Start a thread running ``record`` (caller holds self._lock)."""
-        _prune_moto_threads()
+        moto_lambda_hook.prune_moto_threads()
         machine = self._state_machines[record.state_machine]
         # Same arguments moto's StepFunctionsParserBackend.start_execution passes (its own
         # annotations disagree with what it passes, hence the ignores).
-        execution = _InlineExecution(
+        execution = InlineExecution(
             name=record.name,
             sm_type=machine.sm_type,  # type: ignore[arg-type]
             role_arn=self._role_arn,
@@ -636,7 +331,7 @@ class LocalStepFunctions:
             account_id=self.account_id,
             region_name=self.region,
             state_machine=machine,  # type: ignore[arg-type]
-            start_date=_now(),
+            start_date=utc_now(),
             cloud_watch_logging_session=None,
             activity_store={},
             input_data=record.input,
@@ -691,97 +386,25 @@ class LocalStepFunctions:
 
     def _maybe_unregister(self) -> None:
         # A closed engine stays registered while its threads run, so a late Lambda call from
-        # them is refused by _invoke instead of falling through to moto's real boto3 client.
+        # them is refused by invoke_lambda instead of falling through to moto's real boto3 client.
         with self._lock:
             if not (self._closed and not self._running):
                 return
-        with _ENGINES_LOCK:
-            if _ENGINES.get(self._role_arn) is self:
-                del _ENGINES[self._role_arn]
+        moto_lambda_hook.unregister(self._role_arn, self)
 
-    def _invoke(self, parameters: dict, env: Environment) -> dict:
-        """Call the Python callable for one Lambda invocation, Lambda-style."""
-        function = str(parameters.get("FunctionName", ""))
-        name = _function_name(function)
-        request_id = str(uuid.uuid4())
+    def invoke_lambda(self, parameters: dict) -> dict:
+        """A Lambda task of one of this engine's executions (called by moto_lambda_hook)."""
         if self._closed:
             # Surfaces as a task failure in an execution that is stopped anyway (not recorded).
             raise EngineClosed("local Step Functions engine is closed")
-        handler = self._functions.get(name)
-        if handler is None:
-            raise ClientError(
-                {
-                    "Error": {
-                        "Code": "ResourceNotFoundException",
-                        "Message": f"Function not found: {function}",
-                    },
-                    "ResponseMetadata": {"HTTPStatusCode": 404, "RequestId": request_id},
-                },
-                "Invoke",
-            )
-        raw = parameters.get("Payload")
-        if isinstance(raw, (bytes, bytearray)):
-            raw = raw.decode("utf-8")
-        event = json.loads(raw) if raw else {}
-        context = LambdaContext(
-            function_name=name,
-            invoked_function_arn=function
-            if function.startswith("arn:")
-            else local_function_arn(name, self.region, self.account_id),
-            aws_request_id=request_id,
-            log_group_name=f"/aws/lambda/{name}",
-            _deadline=time.monotonic() + _LAMBDA_TIMEOUT_SECONDS,
-        )
-        try:
-            result = handler(event, context)
-            # Round-trip through JSON like Lambda does: the state sees a copy, and a
-            # non-serialisable result fails the task as it would on AWS.
-            try:
-                payload = json.loads(json.dumps(result))
-            except (TypeError, ValueError) as ex:
-                raise _MarshalError(str(ex)) from ex
-        except BaseException as ex:  # noqa: BLE001 - any handler error is a function error
-            error_type = (
-                "Runtime.MarshalError" if isinstance(ex, _MarshalError) else type(ex).__name__
-            )
-            body = {
-                "errorMessage": str(ex),
-                "errorType": error_type,
-                "requestId": request_id,
-                # Like Lambda: frames from the handler down, not the runtime's (our) frame.
-                "stackTrace": traceback.format_tb(
-                    ex.__traceback__.tb_next if ex.__traceback__ else None
-                ),
-            }
-            LOG.info("function %s raised %s: %s", name, error_type, ex)
-            raise lambda_eval_utils.LambdaFunctionErrorException(
-                "Unhandled", json.dumps(body)
-            ) from ex
-        return {"StatusCode": 200, "ExecutedVersion": "$LATEST", "Payload": payload}
-
-
-class _MarshalError(Exception):
-    """A callable returned something JSON cannot encode (Lambda: Runtime.MarshalError)."""
+        return moto_lambda_hook.call_function(self._functions, parameters, self.region, self.account_id)
 
 
 __all__ = [
-    "ABORTED",
-    "FAILED",
-    "RUNNING",
-    "SUCCEEDED",
-    "TIMED_OUT",
     "EngineClosed",
-    "ExecutionAlreadyExists",
-    "ExecutionDoesNotExist",
-    "ExecutionRecord",
-    "ExecutionStore",
     "InvalidName",
-    "LambdaCallable",
-    "LambdaContext",
     "LocalStepFunctions",
-    "SqliteExecutionStore",
     "StateMachineDoesNotExist",
-    "StepFunctionsError",
     "local_function_arn",
     "substitute",
 ]

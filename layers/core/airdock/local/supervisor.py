@@ -3,24 +3,18 @@
 Design points:
 - Each component gets its own session/process group, so stopping it reaches every process it
   forked (a Celery pool, gunicorn workers, task runners) and nothing else.
-- Every child carries an environment tag (`AIRDOCK_SUPERVISOR_TAG=<env_dir>`) inherited by all of
-  its descendants. Pid files find the group leaders after the controlling server was SIGKILLed;
-  the tag also finds descendants that left their process group, so `reap_orphans` can promise
-  that no process outlives a deleted environment.
+- Every child carries the environment tag and a pid file (processes.py), so a later server finds
+  and reaps what this one left behind if it was SIGKILLed.
 - A crashed component is restarted with exponential backoff; more than `max_restarts` crashes in
   a minute marks it FATAL (visible in `status()`) instead of spinning forever.
 - Components outlive their controller on purpose (a SIGKILLed server's environments keep running
   until the next server reaps and restarts them), but once `close()` began nothing starts any
   more: a start racing a shutdown would leave processes nobody stops.
-- One-shot helpers (CLI calls, builds) are different: they belong to the thread waiting for them,
-  so `dies_with_caller` has the kernel kill them when the controller dies.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
-import shutil
 import signal
 import subprocess
 import threading
@@ -31,21 +25,13 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
-log = logging.getLogger(__name__)
+from airdock.local import processes
 
-TAG_VAR = "AIRDOCK_SUPERVISOR_TAG"
+log = logging.getLogger(__name__)
 
 
 class SupervisorClosed(RuntimeError):
     """A start was asked of a supervisor that is closing."""
-
-
-def dies_with_caller(argv: Sequence[str]) -> list[str]:
-    """`argv` run so that the kernel SIGKILLs it if the thread that started it dies (a SIGKILLed
-    server included): util-linux's setpriv sets the parent-death signal, which survives its exec.
-    A preexec_fn could do the same without the extra exec, but is unsafe in a threaded process."""
-    setpriv = shutil.which("setpriv")
-    return [setpriv, "--pdeathsig", "KILL", "--", *argv] if setpriv else list(argv)
 
 
 class ComponentState(str, Enum):
@@ -97,158 +83,9 @@ class _Component:
     last_exit_code: int | None = None
     started_at: float | None = None
     next_start_at: float | None = None
-    start_time: str | None = None   # kernel start time of the leader, see _proc_start_time
+    start_time: str | None = None   # kernel start time of the leader (processes.start_time)
     backoff_s: float = 0.0
     message: str = ""
-
-
-def _stat_fields(pid: int) -> list[str] | None:
-    """Fields of /proc/<pid>/stat after the command name (which may contain spaces)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-
-
-def _proc_start_time(pid: int) -> str | None:
-    """Kernel start time of a pid (clock ticks since boot): tells a live process from a recycled pid."""
-    f = _stat_fields(pid)
-    return f[19] if f else None
-
-
-def _alive(pid: int) -> bool:
-    f = _stat_fields(pid)
-    # A zombie has exited; only its parent's wait() is missing.
-    return f is not None and f[0] not in ("Z", "X")
-
-
-def _kill(pid: int, sig: int) -> None:
-    try:
-        os.kill(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _killpg(pgid: int, sig: int) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _all_procs() -> dict[int, list[str]]:
-    procs: dict[int, list[str]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            f = _stat_fields(int(entry.name))
-            if f is not None and f[0] not in ("Z", "X"):
-                procs[int(entry.name)] = f
-    return procs
-
-
-def session_members(leader: int, leader_start: str | None = None) -> list[int]:
-    """Live processes belonging to the session that `leader` started, plus its descendants.
-
-    The session id outlives the leader, so this finds what a dead component left behind even
-    after those processes were re-parented to init. Processes that opened a session of their own
-    (PostgreSQL's children do) are still found through the parent chain while the parent lives.
-    A process started before the leader cannot belong to it: that guards against pid reuse.
-    """
-    procs = _all_procs()
-    start = int(leader_start) if leader_start and leader_start.isdigit() else None
-    found = {pid for pid, f in procs.items()
-             if int(f[3]) == leader and (start is None or int(f[19]) >= start)}
-    if leader in procs and (start is None or procs[leader][19] == leader_start):
-        found.add(leader)
-    children: dict[int, list[int]] = {}
-    for pid, f in procs.items():
-        children.setdefault(int(f[1]), []).append(pid)
-    stack = list(found)
-    while stack:
-        for child in children.get(stack.pop(), []):
-            if child not in found:
-                found.add(child)
-                stack.append(child)
-    return sorted(found)
-
-
-def tagged_pids(tag: str) -> list[int]:
-    """Pids whose environment carries `AIRDOCK_SUPERVISOR_TAG=<tag>` (inherited by descendants).
-
-    Not sufficient alone: setproctitle (gunicorn, Celery, Airflow) overwrites the memory
-    /proc/<pid>/environ shows, which is why sessions are the primary means.
-    """
-    needle = f"{TAG_VAR}={tag}".encode()
-    me = os.getpid()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == me:
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()
-        except OSError:
-            continue
-        if needle in environ.split(b"\0") and _alive(int(entry.name)):
-            found.append(int(entry.name))
-    return found
-
-
-def _tag_for(env_dir: Path) -> str:
-    return str(Path(env_dir).resolve())
-
-
-def _signal_all(pids: list[int], sig: int) -> None:
-    for pid in pids:
-        _kill(pid, sig)
-
-
-def _wait_gone(pids: list[int], timeout_s: float) -> list[int]:
-    deadline = time.monotonic() + timeout_s
-    alive = [p for p in pids if _alive(p)]
-    while alive and time.monotonic() < deadline:
-        time.sleep(0.1)
-        alive = [p for p in alive if _alive(p)]
-    return alive
-
-
-def reap_orphans(env_dir: Path, grace_s: float = 10.0) -> list[int]:
-    """Kill every process left behind by a previous supervisor of `env_dir`.
-
-    For after a crash or SIGKILL of the controlling server: children of a dead supervisor keep
-    running (they have their own sessions). SIGTERM, then SIGKILL after `grace_s`. Returns the
-    pids that were found.
-    """
-    env_dir = Path(env_dir)
-    pids_dir = env_dir / "pids"
-    victims: set[int] = set()
-    # Pid files go only once their processes are gone: a reaper cut off half-way (the server
-    # stopping while a recovery reaps) must leave the next one something to find.
-    read: dict[Path, str] = {}
-    if pids_dir.is_dir():
-        for pidfile in pids_dir.glob("*.pid"):
-            try:
-                read[pidfile] = pidfile.read_text()
-                info = json.loads(read[pidfile])
-                victims.update(session_members(int(info["pid"]), info.get("start_time")))
-            except (OSError, ValueError, KeyError):
-                pass
-    victims.update(tagged_pids(_tag_for(env_dir)))
-    victims.discard(os.getpid())
-    pids = sorted(victims)
-    _signal_all(pids, signal.SIGTERM)
-    left = _wait_gone(pids, grace_s)
-    _signal_all(left, signal.SIGKILL)
-    _wait_gone(left, 5.0)
-    # Late forks (a process spawning while we killed) carry the tag and our sessions' ids.
-    late = [p for p in tagged_pids(_tag_for(env_dir)) if p not in victims]
-    _signal_all(late, signal.SIGKILL)
-    for pidfile, text in read.items():
-        try:
-            if pidfile.read_text() == text:  # not rewritten meanwhile by a new start
-                pidfile.unlink()
-        except OSError:
-            pass
-    return sorted(victims.union(late))
 
 
 class Supervisor:
@@ -257,8 +94,8 @@ class Supervisor:
     def __init__(self, env_dir: Path, *, poll_interval_s: float = 0.5) -> None:
         self.env_dir = Path(env_dir)
         self.logs_dir = self.env_dir / "logs"
-        self.pids_dir = self.env_dir / "pids"
-        self.tag = _tag_for(self.env_dir)
+        self.pids_dir = self.env_dir / processes.PIDS_DIR
+        self.tag = processes.tag_for(self.env_dir)
         self._components: dict[str, _Component] = {}
         self._lock = threading.RLock()
         self._poll_interval_s = poll_interval_s
@@ -298,17 +135,17 @@ class Supervisor:
         pgid = proc.pid  # start_new_session: the leader's pid is the group and session id
         start_time = comp.start_time
         if comp.spec.stop_target == "leader":
-            _kill(proc.pid, comp.spec.stop_signal)
+            processes.kill(proc.pid, comp.spec.stop_signal)
         else:
-            _killpg(pgid, comp.spec.stop_signal)
+            processes.killpg(pgid, comp.spec.stop_signal)
         try:
             code = proc.wait(timeout=grace_s)
         except subprocess.TimeoutExpired:
             log.warning("component %s did not stop within %.0fs: SIGKILL", name, grace_s)
-            _signal_all(session_members(pgid, start_time), signal.SIGKILL)
+            processes.signal_all(processes.session_members(pgid, start_time), signal.SIGKILL)
             code = proc.wait()
         # The leader is gone; anything it left in its session goes with it.
-        self._reap_session(pgid, start_time, grace_s=min(grace_s, 5.0))
+        processes.end_session(pgid, start_time, grace_s=min(grace_s, 5.0))
         with self._lock:
             comp.state = ComponentState.STOPPED
             comp.last_exit_code = code
@@ -378,7 +215,7 @@ class Supervisor:
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         self.pids_dir.mkdir(parents=True, exist_ok=True)
         env = dict(spec.env if spec.env is not None else os.environ)
-        env[TAG_VAR] = self.tag
+        env[processes.TAG_VAR] = self.tag
         logf = open(self.log_path(spec.name), "ab", buffering=0)
         try:
             logf.write(f"\n=== airdock supervisor: starting {spec.name} at "
@@ -399,18 +236,8 @@ class Supervisor:
         comp.next_start_at = None
         comp.message = ""
         pid = comp.proc.pid
-        comp.start_time = _proc_start_time(pid)
-        tmp = self._pidfile(spec.name).with_suffix(".tmp")
-        tmp.write_text(json.dumps({"pid": pid, "pgid": pid, "start_time": comp.start_time,
-                                   "argv": list(spec.argv), "tag": self.tag}))
-        os.replace(tmp, self._pidfile(spec.name))
-
-    def _reap_session(self, leader: int, start_time: str | None, grace_s: float) -> None:
-        left = session_members(leader, start_time)
-        if not left:
-            return
-        _signal_all(left, signal.SIGTERM)
-        _signal_all(_wait_gone(left, grace_s), signal.SIGKILL)
+        comp.start_time = processes.start_time(pid)
+        processes.write_pidfile(self._pidfile(spec.name), pid, comp.start_time, spec.argv, self.tag)
 
     def _on_exit(self, comp: _Component, code: int) -> None:
         # Called with the lock held, for an exit nobody asked for.
@@ -420,7 +247,7 @@ class Supervisor:
         self._pidfile(comp.spec.name).unlink(missing_ok=True)
         if pid is not None:
             # Don't leave the crashed component's helpers running.
-            threading.Thread(target=self._reap_session, args=(pid, comp.start_time, 5.0),
+            threading.Thread(target=processes.end_session, args=(pid, comp.start_time, 5.0),
                              daemon=True).start()
         if not comp.spec.restart:
             comp.state = ComponentState.EXITED

@@ -32,7 +32,8 @@ from typing import Any, Callable
 
 from airdock.core.ports import UpcomingRun, WorkerInfo
 from airdock.local.airflow_env import LocalAirflowEnvironment
-from airdock.local.supervisor import ComponentState, session_members
+from airdock.local.processes import session_members
+from airdock.local.supervisor import ComponentState
 
 log = logging.getLogger(__name__)
 

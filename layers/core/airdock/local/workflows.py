@@ -10,7 +10,8 @@ from typing import Any
 
 import airdock
 from airdock.core.ports import WorkflowKind
-from airdock.local.stepfunctions import LocalStepFunctions, SqliteExecutionStore, substitute
+from airdock.local.executions import SqliteExecutionStore
+from airdock.local.stepfunctions import LocalStepFunctions, substitute
 
 PROVISIONER_FUNCTION = "airdock-provisioner"
 STATE_MACHINES: dict[str, str] = {
