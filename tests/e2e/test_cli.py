@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from support.live_server import REPO, LiveServer
+from support.live_server import LiveServer
 
 ROOT_KEY = {"AIRDOCK_ACCESS_KEY_ID": "AKIAROOTFROMENVIRON1", "AIRDOCK_SECRET_ACCESS_KEY": "root-secret-from-the-environment"}
 BUCKET = "cli-dags"

@@ -41,92 +41,32 @@ Environment variables:
 from __future__ import annotations
 
 import base64
-import html
 import http.client
 import json
 import os
 import re
-import select
-import shlex
-import socket
 import ssl
 import subprocess
 import sys
 import threading
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from airdock_runtime import tokens
+from airdock_runtime.http_proxy import ProxyHandler
+from airdock_runtime.cli_commands import CommandRefused, check_command
+from airdock_runtime.sign_in_pages import SSO_PATH, error_page, sso_page
 from airdock_runtime.airflow_auth import fab_password, mint_airflow_jwt
 from airdock_runtime.used_tokens_postgres import PostgresUsedTokens
 from airdock_runtime.used_tokens_sqlite import SqliteUsedTokens
 
 CLI_PATH = "/aws_mwaa/cli"
-SSO_PATH = "/aws_mwaa/aws-console-sso"
 MAX_CLI_BODY = 64 * 1024
 MAX_FORM_BODY = 16 * 1024
 # AIRDOCK_USED_TOKENS_STORE's value for the environment's metadata database (used_tokens_store).
 METADATA_DATABASE = "metadata-database"
-_HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
-               "trailer", "trailers", "transfer-encoding", "upgrade"}
-
-# MWAA's documented CLI allow-list ("Supported CLI commands"): read and operate commands on DAGs,
-# tasks, variables, connections and pools, plus informational ones. Nothing that starts a
-# component, changes the database schema, manages users or reads/writes local files.
-ALLOWED_COMMANDS: frozenset[tuple[str, ...]] = frozenset({
-    ("cheat-sheet",), ("version",), ("info",), ("plugins",),
-    ("backfill", "create"),
-    ("config", "get-value"), ("config", "list"),
-    ("connections", "add"), ("connections", "delete"), ("connections", "get"), ("connections", "list"),
-    ("dags", "backfill"), ("dags", "delete"), ("dags", "details"), ("dags", "list"),
-    ("dags", "list-import-errors"), ("dags", "list-jobs"), ("dags", "list-runs"),
-    ("dags", "next-execution"), ("dags", "pause"), ("dags", "report"), ("dags", "show"),
-    ("dags", "state"), ("dags", "test"), ("dags", "trigger"), ("dags", "unpause"),
-    ("db", "check"), ("jobs", "check"),
-    ("pools", "delete"), ("pools", "get"), ("pools", "list"), ("pools", "set"),
-    ("providers", "behaviours"), ("providers", "get"), ("providers", "hooks"), ("providers", "links"),
-    ("providers", "list"), ("providers", "widgets"),
-    ("roles", "create"), ("roles", "list"),
-    ("tasks", "clear"), ("tasks", "failed-deps"), ("tasks", "list"), ("tasks", "render"),
-    ("tasks", "state"), ("tasks", "states-for-dag-run"), ("tasks", "test"),
-    ("variables", "delete"), ("variables", "get"), ("variables", "list"), ("variables", "set"),
-})
-# Options that would make an allowed command write files in the environment.
-_FORBIDDEN_OPTIONS = ("--save", "--imgcat", "--subdir", "-S")
-
-
-class CommandRefused(Exception):
-    pass
-
-
-def check_command(text: str) -> list[str]:
-    """The argv of an allowed Airflow command, or CommandRefused saying why not.
-
-    Split like a shell would (quotes) but never run by one, so `;`, `$(..)` or `|` are just
-    characters of an argument.
-    """
-    try:
-        argv = shlex.split(text)
-    except ValueError as exc:
-        raise CommandRefused(f"The command could not be parsed: {exc}.") from None
-    if argv and argv[0] == "airflow":
-        argv = argv[1:]
-    if not argv:
-        raise CommandRefused("No command given: send an Airflow CLI command such as `dags list` as the body.")
-    words = [a for a in argv if not a.startswith("-")]
-    head = tuple(words[:2])
-    if not (tuple(words[:1]) in ALLOWED_COMMANDS or head in ALLOWED_COMMANDS):
-        raise CommandRefused(f"The Airflow CLI command `{' '.join(head) or argv[0]}` is not supported "
-                             "by Airdock (MWAA's CLI allow-list).")
-    for arg in argv:
-        if arg.split("=", 1)[0] in _FORBIDDEN_OPTIONS:
-            raise CommandRefused(f"The option {arg.split('=', 1)[0]} is not supported through the CLI endpoint.")
-    return argv
-
-
-
 
 def used_tokens_store(config: "Config") -> tokens.UsedTokens:
     """Where spent web login tokens are recorded (tokens.UsedTokens). Every web front of the
@@ -301,47 +241,7 @@ def _cookie_value(set_cookie: str, name: str) -> str:
     return match.group(1) if match else ""
 
 
-SSO_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="referrer" content="no-referrer">
-<title>Signing in to Apache Airflow</title></head>
-<body style="font-family: sans-serif; margin: 3em">
-<p id="message">Signing in to Apache Airflow&hellip;</p>
-<form id="login" method="post" action="__ACTION__">
-<input type="hidden" name="token" id="token"></form>
-<script>
-(function () {
-  // The token travels in the URL fragment, which the browser never sends: hand it over by POST,
-  // and drop it from the address bar and history first.
-  var token = decodeURIComponent((window.location.hash || "").replace(/^#/, ""));
-  history.replaceState(null, "", window.location.pathname + window.location.search);
-  if (!token) {
-    document.getElementById("message").textContent =
-      "This sign-in link carries no token. Create a new one with CreateWebLoginToken.";
-    return;
-  }
-  document.getElementById("token").value = token;
-  document.getElementById("login").submit();
-})();
-</script>
-<noscript>Signing in needs JavaScript.</noscript>
-</body></html>
-"""
-
-
-def sso_page(base: str) -> bytes:
-    # Posted to under the environment's prefix: with path routing the host root is not the
-    # environment (nor any environment) on the load balancer.
-    return SSO_PAGE.replace("__ACTION__", html.escape(base + SSO_PATH)).encode()
-
-
-def _error_page(title: str, detail: str) -> bytes:
-    return (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
-            f"</head><body style=\"font-family: sans-serif; margin: 3em\"><h1>{html.escape(title)}</h1>"
-            f"<p>{html.escape(detail)}</p><p>Create a new login link with CreateWebLoginToken "
-            f"(for example from the Airdock console) and open it within 60 seconds.</p></body></html>").encode()
-
-
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(ProxyHandler):
     web: WebFront
     protocol_version = "HTTP/1.1"
     server_version = "AirdockWebFront"
@@ -374,46 +274,6 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_json(500, {"error": "InternalError", "message": "The web front failed; see its log."})
             except OSError:
                 self.close_connection = True
-
-    # ---- helpers ---------------------------------------------------------------------------------
-
-    def _read_body(self, limit: int | None = None) -> bytes | None:
-        length = int(self.headers.get("Content-Length") or 0)
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            return self._read_chunked(limit)
-        if limit is not None and length > limit:
-            return None
-        return self.rfile.read(length) if length else b""
-
-    def _read_chunked(self, limit: int | None) -> bytes | None:
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            line = self.rfile.readline(1024)
-            n = int(line.split(b";", 1)[0].strip() or b"0", 16)
-            if n == 0:
-                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
-                    pass
-                return b"".join(chunks)
-            size += n
-            if limit is not None and size > limit:
-                return None
-            chunks.append(self.rfile.read(n))
-            self.rfile.readline(8)
-
-    def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    def _send_json(self, status: int, payload: dict[str, Any]) -> None:
-        self._send(status, json.dumps(payload).encode(), "application/json")
 
     # ---- /aws_mwaa/cli ---------------------------------------------------------------------------
 
@@ -469,13 +329,13 @@ class _Handler(BaseHTTPRequestHandler):
                        {"Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY"})
             return
         if self.command != "POST":
-            self._send(405, _error_page("Method not allowed", "Open the sign-in link in a browser."),
+            self._send(405, error_page("Method not allowed", "Open the sign-in link in a browser."),
                        "text/html; charset=utf-8")
             return
         body = self._read_body(MAX_FORM_BODY)
         if body is None:
             self.close_connection = True
-            self._send(413, _error_page("Sign-in refused", "The request is too large."), "text/html; charset=utf-8")
+            self._send(413, error_page("Sign-in refused", "The request is too large."), "text/html; charset=utf-8")
             return
         form = urllib.parse.parse_qs(body.decode("utf-8", "replace"))
         token = (form.get("token") or [""])[0]
@@ -488,7 +348,7 @@ class _Handler(BaseHTTPRequestHandler):
                 raise tokens.TokenError("The Public role cannot sign in to the Airflow UI.", 403)
             self.web.replays.use(claims)
         except tokens.TokenError as exc:
-            self._send(exc.status, _error_page("Sign-in refused", exc.message), "text/html; charset=utf-8")
+            self._send(exc.status, error_page("Sign-in refused", exc.message), "text/html; charset=utf-8")
             return
         secure = "; Secure" if self._scheme() == "https" else ""
         # Scoped to the environment's prefix, as Airflow 3 scopes its own cookies (and Airflow 2's
@@ -511,114 +371,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", "0")
         self.end_headers()
 
-    # ---- everything else: the Airflow UI and API -------------------------------------------------
-
-    def _scheme(self) -> str:
-        """The scheme the browser used. Behind the load balancer, which terminates TLS and says
-        so in X-Forwarded-Proto, that is the header's; directly, this server's own."""
-        return self.headers.get("X-Forwarded-Proto") or ("https" if self.web.secure else "http")
-
-    def _forward_headers(self) -> list[tuple[str, str]]:
-        connection_tokens = {t.strip().lower() for t in self.headers.get("Connection", "").split(",")}
-        out = [(k, v) for k, v in self.headers.items()
-               if k.lower() not in _HOP_BY_HOP and k.lower() not in connection_tokens
-               and k.lower() not in ("content-length", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host")]
-        client = self.client_address[0]
-        prior = self.headers.get("X-Forwarded-For")
-        out.append(("X-Forwarded-For", f"{prior}, {client}" if prior else client))
-        # Kept when a proxy in front (the ALB) set them: it knows what the browser used. Each is
-        # sent once; two values would leave Airflow to pick one.
-        out.append(("X-Forwarded-Proto", self._scheme()))
-        out.append(("X-Forwarded-Host", self.headers.get("X-Forwarded-Host") or self.headers.get("Host", "")))
-        return out
-
-    def _proxy(self) -> None:
-        if "websocket" in self.headers.get("Upgrade", "").lower():
-            self._tunnel()
-            return
-        body = self._read_body()
-        conn = self.web.upstream(timeout=300)
-        try:
-            conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
-            for k, v in self._forward_headers():
-                conn.putheader(k, v)
-            if body or self.command in ("POST", "PUT", "PATCH"):
-                conn.putheader("Content-Length", str(len(body or b"")))
-            conn.endheaders(body or None)
-            resp = conn.getresponse()
-        except OSError as exc:
-            conn.close()
-            self._send_json(502, {"error": "BadGateway",
-                                  "message": f"The Airflow web server is not reachable ({exc.__class__.__name__}); "
-                                             "it may still be starting."})
-            return
-        try:
-            self._relay(resp)
-        finally:
-            conn.close()
-
-    def _relay(self, resp: http.client.HTTPResponse) -> None:
-        self.send_response_only(resp.status, resp.reason)
-        length = resp.getheader("Content-Length")
-        bodyless = self.command == "HEAD" or resp.status in (204, 304) or 100 <= resp.status < 200
-        for k, v in resp.getheaders():
-            lower = k.lower()
-            if lower in _HOP_BY_HOP or lower == "content-length":
-                continue
-            if lower == "location" and v.startswith(self.web.config.upstream_origin):
-                v = v[len(self.web.config.upstream_origin):] or "/"
-            self.send_header(k, v)
-        chunked = length is None and not bodyless
-        if length is not None:
-            self.send_header("Content-Length", length)
-        elif chunked:
-            self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
-        if bodyless:
-            return
-        while True:
-            # read1: hand on what arrived, so streamed responses (logs, events) flow as they come.
-            data = resp.read1(65536)
-            if not data:
-                break
-            if chunked:
-                self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-            else:
-                self.wfile.write(data)
-            self.wfile.flush()
-        if chunked:
-            self.wfile.write(b"0\r\n\r\n")
-        self.wfile.flush()
-
-    def _tunnel(self) -> None:
-        """WebSocket: replay the upgrade request upstream, then copy bytes both ways until one side closes."""
-        config = self.web.config
-        try:
-            upstream = socket.create_connection((config.upstream_host, config.upstream_port), timeout=10)
-        except OSError:
-            self._send_json(502, {"error": "BadGateway", "message": "The Airflow web server is not reachable."})
-            return
-        head = [f"{self.command} {self.path} HTTP/1.1"]
-        head += [f"{k}: {v}" for k, v in self.headers.items()]
-        upstream.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
-        upstream.settimeout(None)
-        client = self.connection
-        self.close_connection = True
-        sockets = [client, upstream]
-        try:
-            while True:
-                readable, _, _ = select.select(sockets, [], [], 300)
-                if not readable:
-                    return
-                for sock in readable:
-                    data = sock.recv(65536)
-                    if not data:
-                        return
-                    (upstream if sock is client else client).sendall(data)
-        except OSError:
-            return
-        finally:
-            upstream.close()
 
 
 def main() -> int:
