@@ -226,13 +226,13 @@ def test_each_lock_is_the_resolution_of_its_package_set() -> None:
     assert not problems, "\n".join(problems)
 
 
-def test_every_version_airdock_offers_has_a_lock_and_mwaa_s_python() -> None:
-    locks = bundled_locks(LOCKS)
+def test_every_version_airdock_offers_has_its_lock_and_the_image_s_python() -> None:
+    # Local runtimes take the Python and lock from the catalog, the image from the Dockerfile.
     for version in catalog.AIRFLOW_VERSIONS:
-        assert version in locks, f"Airflow {version} is offered but has no lock"
-        # MWAA runs Airflow 2.11 and 3.x on Python 3.12, older versions on 3.11.
-        expected = "3.12" if tuple(int(p) for p in version.split(".")[:2]) >= (2, 11) else "3.11"
-        assert locks[version].name.endswith(f"-py{expected}.txt"), locks[version].name
+        release = catalog.release(version)
+        assert (LOCKS / release.lock).is_file(), f"Airflow {version} is offered but has no lock {release.lock}"
+        assert image_python(version) == release.python, (
+            f"the image runs Airflow {version} on Python {image_python(version)}, local runtimes on {release.python}")
 
 
 @pytest.mark.parametrize("version", MWAA_REQUIREMENTS_VERSIONS)
