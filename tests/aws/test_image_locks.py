@@ -57,12 +57,21 @@ def expand(text: str, args: dict[str, str]) -> str:
     return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: args.get(m[1] or m[2], m[0]), text)
 
 
+def build_args(version: str) -> dict[str, str]:
+    """The build arguments of `docker build --build-arg AIRFLOW_VERSION=version`: the defaults the
+    Dockerfile gives (globally or in the final stage), that one overridden."""
+    ins = instructions()
+    first_from = next(i for i, (k, _a) in enumerate(ins) if k == "FROM")
+    last_from = max(i for i, (k, _a) in enumerate(ins) if k == "FROM")
+    args = {m[1]: m[2] for k, a in ins[:first_from] + ins[last_from:]
+            if k == "ARG" and (m := re.match(r"(\w+)=(\S+)", a))}
+    return {**args, "AIRFLOW_VERSION": version}
+
+
 def image_python(version: str) -> str:
     """The Python of the image built with AIRFLOW_VERSION=version, following the FROM stages."""
     ins = instructions()
-    first_from = next(i for i, (k, _a) in enumerate(ins) if k == "FROM")
-    args = {m[1]: m[2] for k, a in ins[:first_from] if k == "ARG" and (m := re.match(r"(\w+)=(\S+)", a))}
-    args["AIRFLOW_VERSION"] = version
+    args = build_args(version)
     stages: dict[str, str] = {}
     image = ""
     for keyword, rest in ins:
@@ -103,7 +112,7 @@ def image_installs(version: str) -> list[list[str]]:
         empty = Path(tmp) / "bin"
         empty.mkdir()
         done = subprocess.run(["/bin/bash", "-c", script], capture_output=True, text=True, cwd=tmp,
-                              env={"PATH": str(empty), "AIRFLOW_VERSION": version, "HOME": tmp})
+                              env={**build_args(version), "PATH": str(empty), "HOME": tmp})
         assert done.returncode == 0, done.stderr
         calls = [line.split("\0")[:-1] for line in record.read_text().splitlines()] if record.exists() else []
     return [[a for a in call if a != "--system"] for call in calls]
@@ -188,7 +197,12 @@ def resolutions() -> dict[tuple[str, str], tuple[int, str]]:
 
     def run(case: tuple[str, str]) -> tuple[int, str]:
         version, what = case
-        return mwaa_requirements_resolution(version) if what == "mwaa-requirements" else image_resolution(version, what)
+        try:
+            if what == "mwaa-requirements":
+                return mwaa_requirements_resolution(version)
+            return image_resolution(version, what)
+        except (AssertionError, KeyError, OSError) as e:  # one case's failure is that case's alone
+            return 1, f"{type(e).__name__}: {e}"
 
     with ThreadPoolExecutor(max_workers=len(cases)) as pool:
         return dict(zip(cases, pool.map(run, cases)))
