@@ -103,22 +103,22 @@ def image_installs(version: str) -> list[list[str]]:
             if keyword == "RUN" and "uv pip install --system" in rest and "--no-deps" not in rest]
     python = image_python(version)
     with tempfile.TemporaryDirectory() as tmp:
-        record = Path(tmp) / "installs"
-        script = "\n".join(
-            ["set -e", "pip() { :; }", f"python() {{ echo {python}; }}",
-             # One NUL-separated argument list per line of `record`.
-             f'uv() {{ [ "$1 $2" = "pip install" ] || return 1; shift 2; printf "%s\\0" "$@" >> {shlex.quote(str(record))}; printf "\\n" >> {shlex.quote(str(record))}; }}']
-            + [sorted_replace(run, copies) for run in runs])
+        record = shlex.quote(str(Path(tmp) / "installs"))
+        # uv records each install's arguments, NUL-separated, one install per line.
+        uv = f'uv() {{ [ "$1 $2" = "pip install" ] || return 1; shift 2; printf "%s\\0" "$@" >> {record}; echo >> {record}; }}'
+        script = "\n".join(["set -e", "pip() { :; }", f"python() {{ echo {python}; }}", uv,
+                            *(to_repository_paths(run, copies) for run in runs)])
         empty = Path(tmp) / "bin"
         empty.mkdir()
         done = subprocess.run(["/bin/bash", "-c", script], capture_output=True, text=True, cwd=tmp,
                               env={**build_args(version), "PATH": str(empty), "HOME": tmp})
         assert done.returncode == 0, done.stderr
-        calls = [line.split("\0")[:-1] for line in record.read_text().splitlines()] if record.exists() else []
+        installs = Path(tmp) / "installs"
+        calls = [line.split("\0")[:-1] for line in installs.read_text().splitlines()] if installs.exists() else []
     return [[a for a in call if a != "--system"] for call in calls]
 
 
-def sorted_replace(text: str, copies: dict[str, str]) -> str:
+def to_repository_paths(text: str, copies: dict[str, str]) -> str:
     for dest in sorted(copies, key=len, reverse=True):
         text = text.replace(dest, copies[dest].rstrip("/") + "/" if dest.endswith("/") else copies[dest])
     return text
