@@ -10,7 +10,7 @@ SAM_CLI_VERSION := 1.170.0
 PORT   ?= 8787
 DATA   ?= .airdock
 
-.PHONY: install test-tools browser run test test-fast bench bench-reliability lint clean
+.PHONY: install test-tools browser run test test-fast bench bench-reliability lint clean locks
 
 # What `make run` needs; `make test` adds the test-only tools (SAM CLI, Chromium) on top.
 install: $(VENV)/.installed
@@ -55,6 +55,13 @@ bench-reliability: install
 	$(PY) bench/fuzz.py
 	$(PY) bench/soak.py
 	$(PY) bench/crash.py
+
+# Re-resolve the Airflow runtime locks (layers/core/airdock_runtime/locks/*.in -> *.txt), keeping
+# every pin an unchanged .in allows. VERSIONS="3.3.2" limits it; UPGRADE=1 takes the newest releases;
+# SEED=official (or a URL/path template with {version} and {python}) resolves against Airflow's own
+# constraints, as MWAA builds its images.
+locks: install
+	$(PY) scripts/lock_runtimes.py $(VERSIONS) $(if $(UPGRADE),--upgrade) $(if $(SEED),--seed $(SEED))
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) $(DATA) .pytest_cache .aws-sam

@@ -68,11 +68,12 @@ class AirflowRelease:
 
 
 # The Airflow versions Airdock can really run (each is installed and tested); the newest is the
-# default, as in MWAA. Ordered oldest → newest.
+# default, as in MWAA. Ordered oldest → newest. Python as in the MWAA User Guide's versions table
+# (mwaa-faqs "What Python version can I use?"): 3.11 up to 2.10.3, 3.12 from 2.11.0 on.
 RELEASES: dict[str, AirflowRelease] = {
     r.version: r for r in (
-        AirflowRelease("2.11.0", "3.11"),
-        AirflowRelease("3.3.2", "3.11"),
+        AirflowRelease("2.11.0", "3.12"),
+        AirflowRelease("3.3.2", "3.12"),
     )
 }
 AIRFLOW_VERSIONS: tuple[str, ...] = tuple(RELEASES)
