@@ -58,6 +58,7 @@ from typing import Any
 
 from airdock_runtime.component import DRAINED_FILE, ComponentRun, worker_drain_check
 from airdock_runtime.errors import EntrypointError, log
+from airdock_runtime.requirements import plan_install
 from airdock_runtime.sources import DagSyncer, fetch_file, sync_dags, unpack_plugins
 from airdock_runtime.startup import protected_variables, run_startup_script
 
@@ -132,12 +133,26 @@ def configure(env: dict[str, str]) -> dict[str, str]:
 
 
 def install_requirements(env: dict[str, str]) -> None:
+    """requirements.txt as MWAA installs it (airdock_runtime.requirements): its constraints, or
+    the bundled lock when it has none; Airflow's constraints URL read from the bundled lock;
+    /usr/local/airflow/dags and /plugins meaning this container's folders."""
     reqs = env.get("AIRDOCK_REQUIREMENTS")
     if not reqs:
         return
+    home = Path(env["AIRFLOW_HOME"])
     with tempfile.TemporaryDirectory() as tmp:
         req_file = fetch_file(reqs, Path(tmp), env.get("AIRDOCK_REQUIREMENTS_VERSION"))
-        cmd = [sys.executable, "-m", "pip", "install", "--no-input", "-r", str(req_file)]
+        try:
+            plan = plan_install(req_file.read_text(encoding="utf-8", errors="replace"), env.get("AIRFLOW_VERSION", ""),
+                                dags_folder=home / "dags", plugins_folder=home / "plugins")
+        except KeyError:
+            raise EntrypointError(f"no bundled lock for Airflow {env.get('AIRFLOW_VERSION')!r} in this image") from None
+        for change in plan.changes:
+            log(f"requirements.txt: {change}")
+        (Path(tmp) / "plan-requirements.txt").write_text(plan.requirements)
+        (Path(tmp) / "plan-constraints.txt").write_text(plan.constraints)
+        cmd = [sys.executable, "-m", "pip", "install", "--no-input", "-r", str(Path(tmp) / "plan-requirements.txt"),
+               "-c", str(Path(tmp) / "plan-constraints.txt")]
         log("installing requirements: " + " ".join(cmd))
         if subprocess.run(cmd, env=env).returncode != 0:
             raise EntrypointError("installing requirements.txt failed (see the log above)")

@@ -72,7 +72,15 @@ class AirflowRelease:
 # (mwaa-faqs "What Python version can I use?"): 3.11 up to 2.10.3, 3.12 from 2.11.0 on.
 RELEASES: dict[str, AirflowRelease] = {
     r.version: r for r in (
+        AirflowRelease("2.9.2", "3.11"),
+        AirflowRelease("2.10.1", "3.11"),
+        AirflowRelease("2.10.3", "3.11"),
         AirflowRelease("2.11.0", "3.12"),
+        AirflowRelease("2.11.2", "3.12"),
+        AirflowRelease("3.0.6", "3.12"),
+        AirflowRelease("3.2.1", "3.12"),
+        AirflowRelease("3.3.1", "3.12"),
+        # The newest Airflow 3 release, beyond MWAA's list.
         AirflowRelease("3.3.2", "3.12"),
     )
 }

@@ -19,6 +19,7 @@ from airdock.core.ports import Health
 from airdock.local.airflow_env import AirflowEnvError, LocalAirflowEnvironment, LocalSpec
 from airdock.local.buckets import LocalBuckets
 from airdock.local.runtime import RuntimeBuildError, RuntimeCache
+from airdock.local.runtime import Sources as RuntimeSources  # noqa: I001 - not the blueprint's Sources
 from airdock.local.processes import reap_orphans
 from airdock.local.supervisor import SupervisorClosed
 
@@ -116,7 +117,10 @@ class LocalCompute:
 
     def _runtime(self, env: Environment, progress: Progress) -> Any:
         try:
-            return self.runtimes.ensure(env.AirflowVersion, self.requirements(env), progress)
+            plugins = self._object(env, env.PluginsS3Path, env.PluginsS3ObjectVersion)
+            sources = RuntimeSources(dags=self.buckets.path(self._bucket(env), env.DagS3Path),
+                                     plugins_zip=Path(plugins) if plugins else None)
+            return self.runtimes.ensure(env.AirflowVersion, self.requirements(env), progress, sources)
         except RuntimeBuildError as exc:
             raise ProvisioningError("REQUIREMENTS_INSTALL_FAILED", f"Installing requirements failed: {exc}") from None
 

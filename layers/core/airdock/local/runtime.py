@@ -1,5 +1,8 @@
-"""Cache of Airflow virtualenvs, one per (Airflow version, requirements hash, Python version).
+"""Cache of Airflow virtualenvs, one per (Airflow version, requirements as installed).
 
+Each runtime is exactly its version's lock (airdock_runtime/locks, the package set the image has:
+MWAA's for that version) on the Python MWAA runs the version on, plus the runtime package and the
+environment's requirements.txt, handled as MWAA handles it (airdock_runtime.requirements).
 Environments that share a key share a runtime, so the second environment of a kind starts in
 seconds. Builds go through uv because its global cache plus hard links make a new venv of an
 already-seen Airflow version take about a second instead of half a minute, and because its
@@ -9,6 +12,7 @@ failures the same way: as a failed update with the installer's message).
 from __future__ import annotations
 
 import fcntl
+import glob
 import hashlib
 import json
 import os
@@ -18,34 +22,17 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from airdock.core import catalog
+from airdock_runtime.requirements import LOCKS, MWAA_DAGS, MWAA_PLUGINS, plan_install
 
-# Bumped whenever the base package set below changes, so old cached venvs are not reused for a
-# different recipe.
-RECIPE_VERSION = "2"
-
-# What every runtime needs besides Airflow itself.
-# - celery 5.7.0 breaks the Celery provider ("cannot import name 'retry'"), so pin 5.6.3.
-# - psycopg2 is the sync driver (metadata DB, kombu broker, Celery results); Airflow 3 also opens
-#   async sessions and needs asyncpg for them.
-# (Each environment's PostgreSQL comes from the pgserver package in Airdock's own environment.)
-_COMMON_PACKAGES: tuple[str, ...] = (
-    "celery==5.6.3",
-    "psycopg2-binary==2.9.13",
-)
-_VERSION_PACKAGES: dict[str, tuple[str, ...]] = {
-    "3": ("asyncpg==0.32.0",),
-    # Left alone, uv settles on providers-celery 3.6.1 for Airflow 2.11 (an old release); pin the
-    # one we ran our tests with.
-    "2": ("apache-airflow-providers-celery==3.26.0",),
-}
-
-_CONSTRAINTS_DIR = Path(__file__).with_name("runtime_constraints")
+# Bumped whenever the recipe below changes, so old cached venvs are not reused for another one.
+RECIPE_VERSION = "3"
 _MARKER = "airdock-runtime.json"
 # The distribution of the code that runs inside environments (runtime/pyproject.toml), installed
 # into every runtime as into the image.
@@ -62,6 +49,27 @@ def runtime_package_digest() -> str:
         if path.is_file() and "__pycache__" not in path.parts:
             digest.update(str(path.relative_to(RUNTIME_PACKAGE)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Sources:
+    """What a requirements.txt may point into: the environment's DAG folder (a folder of its
+    bucket) and its plugins.zip, which MWAA unpacks to /usr/local/airflow/plugins."""
+
+    dags: Path | None = None
+    plugins_zip: Path | None = None
+
+    def digest(self, requirements: str) -> str:
+        """Of what the file refers to: wheels in plugins.zip (`--find-links
+        /usr/local/airflow/plugins`) or a constraints file in the DAG folder make another runtime."""
+        digest = hashlib.sha256()
+        if MWAA_PLUGINS in requirements and self.plugins_zip is not None and self.plugins_zip.is_file():
+            digest.update(b"plugins\0" + self.plugins_zip.read_bytes())
+        if MWAA_DAGS in requirements and self.dags is not None and self.dags.is_dir():
+            for path in sorted(self.dags.rglob("*")):
+                if path.is_file():
+                    digest.update(str(path.relative_to(self.dags)).encode() + b"\0" + path.read_bytes())
+        return digest.hexdigest()[:16]
 
 
 class RuntimeBuildError(Exception):
@@ -92,6 +100,34 @@ class Runtime:
         return self.venv / "bin"
 
 
+def find_python(version: str) -> str:
+    """An interpreter of Python `version` ("3.12") on this machine: on PATH, in pyenv's versions,
+    or one uv manages. Each Airflow version runs on the Python MWAA runs it on."""
+    pyenv_root = os.environ.get("PYENV_ROOT") or str(Path.home() / ".pyenv")
+    candidates = [shutil.which(f"python{version}") or ""]
+    candidates += sorted(glob.glob(f"{pyenv_root}/versions/{version}.*/bin/python{version}"), reverse=True)
+    candidates += [f"/usr/local/bin/python{version}", f"/usr/bin/python{version}"]
+    for candidate in candidates:
+        if candidate and _runs_as(candidate, version):
+            return candidate
+    found = subprocess.run([_find_uv(), "python", "find", "--no-python-downloads", version],
+                           capture_output=True, text=True)
+    if found.returncode == 0 and _runs_as(found.stdout.strip(), version):
+        return found.stdout.strip()
+    raise RuntimeBuildError(f"Python {version} is needed for this Airflow version (MWAA runs it on {version}) "
+                            f"and none was found: install it (e.g. `uv python install {version}`, "
+                            f"`pyenv install {version}` or your system's python{version} package).")
+
+
+def _runs_as(python: str, version: str) -> bool:
+    try:
+        out = subprocess.run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                             capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return out.returncode == 0 and out.stdout.strip() == version
+
+
 def _find_uv() -> str:
     # Prefer the uv that came from PyPI with Airdock itself: its version is pinned by the project,
     # whereas whatever is on PATH may be anything.
@@ -104,37 +140,12 @@ def _find_uv() -> str:
     return found
 
 
-def _base_python() -> str:
-    # Build runtimes on the interpreter behind Airdock's own venv, not the venv itself, so the
-    # runtime does not depend on Airdock's venv staying where it is.
-    base = getattr(sys, "_base_executable", None) or sys.executable
-    return str(Path(base).resolve())
 
 
-def _python_version(python: str) -> str:
-    out = subprocess.run(
-        [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-        check=True, capture_output=True, text=True,
-    )
-    return out.stdout.strip()
 
 
-def normalize_requirements(requirements: str | None) -> str:
-    """Requirements text with comments and blank lines dropped, so cosmetic edits share a venv."""
-    if not requirements:
-        return ""
-    lines = []
-    for raw in requirements.splitlines():
-        line = raw.split(" #", 1)[0].strip() if not raw.lstrip().startswith("#") else ""
-        if line:
-            lines.append(line)
-    return "\n".join(lines)
 
 
-def base_packages(airflow_version: str) -> list[str]:
-    major = airflow_version.split(".", 1)[0]
-    return [f"apache-airflow[celery]=={airflow_version}", *_COMMON_PACKAGES,
-            *_VERSION_PACKAGES.get(major, ())]
 
 
 _BOX = re.compile(r"^[\s│╰─▶×╭╮╯|]+")
@@ -184,26 +195,30 @@ def _file_lock(path: Path) -> Iterator[None]:
 class RuntimeCache:
     """Builds and reuses Airflow virtualenvs under `cache_dir`."""
 
-    def __init__(self, cache_dir: Path, *, python: str | None = None, uv: str | None = None) -> None:
+    def __init__(self, cache_dir: Path, *, uv: str | None = None,
+                 pythons: Callable[[str], str] = find_python) -> None:
         self.cache_dir = Path(cache_dir)
-        self.python = python or _base_python()
         self.uv = uv or _find_uv()
-        self._python_version: str | None = None
+        self._find_python = pythons
+        self._pythons: dict[str, str] = {}
 
-    @property
-    def python_version(self) -> str:
-        if self._python_version is None:
-            self._python_version = _python_version(self.python)
-        return self._python_version
+    def python_for(self, airflow_version: str) -> str:
+        wanted = catalog.release(airflow_version).python
+        if wanted not in self._pythons:
+            self._pythons[wanted] = self._find_python(wanted)
+        return self._pythons[wanted]
 
-    def key_for(self, airflow_version: str, requirements: str | None) -> str:
-        reqs = normalize_requirements(requirements)
-        constraints = self.constraints_file(airflow_version)
-        pinned = constraints.read_text() if constraints else ""
-        digest = hashlib.sha256("\n".join(
-            [RECIPE_VERSION, airflow_version, self.python_version, reqs, pinned, runtime_package_digest()]
-        ).encode()).hexdigest()[:16]
-        return f"airflow-{airflow_version}-py{self.python_version}-{digest}"
+    def lock(self, airflow_version: str) -> Path:
+        return LOCKS / catalog.release(airflow_version).lock
+
+    def key_for(self, airflow_version: str, requirements: str | None, sources: Sources = Sources()) -> str:
+        release = catalog.release(airflow_version)
+        reqs = requirements or ""
+        digest = hashlib.sha256("\n".join([
+            RECIPE_VERSION, airflow_version, release.python, self.lock(airflow_version).read_text(),
+            runtime_package_digest(), reqs, sources.digest(reqs),
+        ]).encode()).hexdigest()[:16]
+        return f"airflow-{airflow_version}-py{release.python}-{digest}"
 
     def path_for(self, key: str) -> Path:
         return self.cache_dir / key
@@ -219,22 +234,14 @@ class RuntimeCache:
             python=venv / "bin" / "python", airflow=venv / "bin" / "airflow",
         )
 
-    def constraints_file(self, airflow_version: str) -> Path | None:
-        """A frozen, tested resolution for this Airflow/Python pair, if we ship one.
-
-        Like MWAA's use of Airflow's constraints files: a user's requirements resolve against the
-        versions we tested, and a build needs no fresh index look-ups for the base packages.
-        """
-        f = _CONSTRAINTS_DIR / f"airflow-{airflow_version}-py{self.python_version}.txt"
-        return f if f.is_file() else None
-
     def ensure(
         self,
         airflow_version: str = catalog.DEFAULT_AIRFLOW_VERSION,
         requirements: str | None = None,
         progress: Callable[[str], None] = lambda _line: None,
+        sources: Sources = Sources(),
     ) -> Runtime:
-        key = self.key_for(airflow_version, requirements)
+        key = self.key_for(airflow_version, requirements, sources)
         final = self.path_for(key)
         existing = self._load(final)
         if existing is not None:
@@ -245,7 +252,7 @@ class RuntimeCache:
             if existing is not None:
                 progress(f"runtime {key} built by another process")
                 return existing
-            return self._build(key, airflow_version, requirements, final, progress)
+            return self._build(key, airflow_version, requirements, sources, final, progress)
 
     def _run_uv(self, args: list[str], progress: Callable[[str], None]) -> tuple[int, str]:
         env = {**os.environ, "NO_COLOR": "1", "UV_NO_PROGRESS": "1"}
@@ -264,49 +271,40 @@ class RuntimeCache:
                 progress(s)
         return proc.wait(), "".join(out)
 
-    def _build(self, key: str, airflow_version: str, requirements: str | None, final: Path,
+    def _install(self, args: list[str], progress: Callable[[str], None]) -> None:
+        """`uv pip install ARGS`, first from the local package cache alone: when everything is
+        there, no index round trips at all (about 0.2 s instead of 5-6 s of revalidation)."""
+        rc, out = self._run_uv([*args, "--offline"], lambda _l: None)
+        if rc != 0:
+            rc, out = self._run_uv(args, progress)
+        if rc != 0:
+            raise RuntimeBuildError(uv_error_message(out), log=out)
+
+    def _build(self, key: str, airflow_version: str, requirements: str | None, sources: Sources, final: Path,
                progress: Callable[[str], None]) -> Runtime:
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
+        release = catalog.release(airflow_version)
         tmp = Path(tempfile.mkdtemp(prefix=f".build-{key}-", dir=self.cache_dir))
         try:
-            progress(f"creating virtualenv for Airflow {airflow_version} (Python {self.python_version})")
+            progress(f"creating virtualenv for Airflow {airflow_version} (Python {release.python})")
             # --relocatable: entry-point scripts find their interpreter relative to themselves,
             # so the venv keeps working after the rename from the temp dir.
-            rc, out = self._run_uv(["venv", "--relocatable", "--python", self.python, str(tmp / "venv")],
-                                   progress)
+            rc, out = self._run_uv(["venv", "--relocatable", "--python", self.python_for(airflow_version),
+                                    str(tmp / "venv")], progress)
             if rc != 0:
                 raise RuntimeBuildError(uv_error_message(out), log=out)
-            pkgs = base_packages(airflow_version)
-            args = ["pip", "install", "--python", str(tmp / "venv" / "bin" / "python"),
-                    "--link-mode", "hardlink", *pkgs]
-            reqs = normalize_requirements(requirements)
-            if reqs:
-                (tmp / "requirements.txt").write_text(reqs + "\n")
-                args += ["-r", str(tmp / "requirements.txt")]
-            constraints = self.constraints_file(airflow_version)
-            if constraints is not None:
-                args += ["-c", str(constraints)]
-            progress(f"installing {', '.join(pkgs)}" + (" and requirements.txt" if reqs else ""))
-            rc, out = 1, ""
-            if constraints is not None:
-                # Everything pinned: if the uv cache has it all, no index round trips at all
-                # (about 0.2 s instead of 5-6 s of metadata revalidation).
-                rc, out = self._run_uv([*args, "--offline"], lambda _l: None)
-                if rc == 0:
-                    progress("installed from the local package cache")
-            if rc != 0:
-                rc, out = self._run_uv(args, progress)
-            if rc != 0:
-                raise RuntimeBuildError(uv_error_message(out), log=out)
-            rc, out = self._run_uv(["pip", "install", "--python", str(tmp / "venv" / "bin" / "python"),
-                                    "--no-deps", "--link-mode", "copy", str(RUNTIME_PROJECT)], progress)
-            if rc != 0:
-                raise RuntimeBuildError(uv_error_message(out), log=out)
+            python = str(tmp / "venv" / "bin" / "python")
+            pip = ["pip", "install", "--python", python, "--link-mode", "hardlink"]
+            progress(f"installing Airflow {airflow_version} and MWAA's packages for it ({self.lock(airflow_version).name})")
+            self._install([*pip, "-r", str(self.lock(airflow_version))], progress)
+            self._install([*pip, "--no-deps", "--link-mode", "copy", str(RUNTIME_PROJECT)], progress)
+            if requirements and requirements.strip():
+                self._install_requirements(pip, airflow_version, requirements, sources, tmp, progress)
             (tmp / "venv" / _MARKER).write_text(json.dumps({
-                "key": key, "airflow_version": airflow_version,
-                "python_version": self.python_version, "requirements": reqs,
-                "built_at": time.time(), "build_seconds": round(time.monotonic() - started, 2),
+                "key": key, "airflow_version": airflow_version, "python_version": release.python,
+                "requirements": requirements or "", "built_at": time.time(),
+                "build_seconds": round(time.monotonic() - started, 2),
             }, indent=1))
             # rename() is atomic on one filesystem: readers see no venv or a complete one.
             os.rename(tmp / "venv", final)
@@ -316,6 +314,24 @@ class RuntimeCache:
         runtime = self._load(final)
         assert runtime is not None
         return runtime
+
+    def _install_requirements(self, pip: list[str], airflow_version: str, requirements: str, sources: Sources,
+                              tmp: Path, progress: Callable[[str], None]) -> None:
+        """requirements.txt as MWAA installs it: the plan of airdock_runtime.requirements, with
+        the environment's plugins.zip unpacked where `/usr/local/airflow/plugins` points."""
+        plugins = tmp / "plugins"
+        plugins.mkdir()
+        if sources.plugins_zip is not None and sources.plugins_zip.is_file():
+            with zipfile.ZipFile(sources.plugins_zip) as archive:
+                archive.extractall(plugins)  # checked for entries escaping the folder before any build
+        plan = plan_install(requirements, airflow_version, dags_folder=sources.dags or tmp / "dags",
+                            plugins_folder=plugins)
+        for change in plan.changes:
+            progress(f"requirements.txt: {change}")
+        (tmp / "requirements.txt").write_text(plan.requirements)
+        (tmp / "constraints.txt").write_text(plan.constraints)
+        progress("installing requirements.txt")
+        self._install([*pip, "-r", str(tmp / "requirements.txt"), "-c", str(tmp / "constraints.txt")], progress)
 
     def remove(self, key: str) -> None:
         with _file_lock(self.cache_dir / ".locks" / f"{key}.lock"):
