@@ -295,9 +295,9 @@ class RuntimeCache:
             if rc != 0:
                 raise RuntimeBuildError(uv_error_message(out), log=out)
             python = str(tmp / "venv" / "bin" / "python")
-            pip = ["pip", "install", "--python", python, "--link-mode", "hardlink"]
+            pip = ["pip", "install", "--python", python]
             progress(f"installing Airflow {airflow_version} and MWAA's packages for it ({self.lock(airflow_version).name})")
-            self._install([*pip, "-r", str(self.lock(airflow_version))], progress)
+            self._install([*pip, "--link-mode", "hardlink", "-r", str(self.lock(airflow_version))], progress)
             self._install([*pip, "--no-deps", "--link-mode", "copy", str(RUNTIME_PROJECT)], progress)
             if requirements and requirements.strip():
                 self._install_requirements(pip, airflow_version, requirements, sources, tmp, progress)
@@ -331,7 +331,8 @@ class RuntimeCache:
         (tmp / "requirements.txt").write_text(plan.requirements)
         (tmp / "constraints.txt").write_text(plan.constraints)
         progress("installing requirements.txt")
-        self._install([*pip, "-r", str(tmp / "requirements.txt"), "-c", str(tmp / "constraints.txt")], progress)
+        self._install([*pip, "--link-mode", "hardlink", "-r", str(tmp / "requirements.txt"),
+                       "-c", str(tmp / "constraints.txt")], progress)
 
     def remove(self, key: str) -> None:
         with _file_lock(self.cache_dir / ".locks" / f"{key}.lock"):
