@@ -13,6 +13,7 @@ from botocore.exceptions import ClientError
 
 from airdock.local.sample import EXAMPLE_DAG
 from support.environments import BUCKET, create, rest, wait_gone, wait_status
+from support.mwaa_access import run_cli
 from support.live_server import LiveServer
 from support.processes import processes_under as _processes_under
 
@@ -72,8 +73,9 @@ def test_given_an_available_environment_when_workers_and_config_change_then_avai
     assert env["LastUpdate"]["Status"] == "SUCCESS"
     assert env["MaxWorkers"] == 3
     assert env["AirflowConfigurationOptions"] == {"core.default_task_retries": "3"}
-    config = (server.data_dir / "envs" / "e2e3" / "airflow_home" / "airflow.cfg").read_text()
-    assert "default_task_retries = 3" in config
+    # What the running Airflow reads, asked as an MWAA user would: through the CLI endpoint.
+    stdout, stderr = run_cli(server, "e2e3", "config get-value core default_task_retries")
+    assert stdout.strip() == "3", stderr
     assert rest(server, env).run_dag("example_hello")["state"] == "success"
 
 
