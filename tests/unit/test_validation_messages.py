@@ -114,3 +114,29 @@ def test_request_body_that_is_not_an_object_is_refused() -> None:
 
 def test_unknown_members_are_ignored() -> None:
     assert parse(CreateEnvironmentInput, valid_create(Bogus=1)).Name == "env"
+
+
+@pytest.mark.parametrize(("current", "target"), [
+    ("2.9.2", "2.10.3"), ("2.10.1", "2.11.0"), ("2.11.0", "2.11.2"), ("3.0.6", "3.3.2"),   # upgrades in place
+    ("2.11.0", "3.0.6"), ("2.11.2", "3.3.2"),                                              # 2.11 -> Airflow 3
+    ("3.3.2", "2.11.0"), ("3.0.6", "2.11.2"),                                              # Airflow 3 -> 2.11
+])
+def test_the_version_changes_mwaa_makes_in_place_are_accepted(current: str, target: str) -> None:
+    from airdock.core.rules import check_version_change
+
+    check_version_change(current, target)
+
+
+@pytest.mark.parametrize(("current", "target", "hint"), [
+    ("2.10.3", "3.0.6", "Upgrade to Apache Airflow 2.11 first"),
+    ("2.11.0", "2.10.3", "only upgrades"),
+    ("3.3.2", "3.0.6", "only upgrades"),
+    ("3.3.2", "2.10.3", "back to 2.11 only"),
+])
+def test_other_version_changes_are_refused_as_mwaa_refuses_them(current: str, target: str, hint: str) -> None:
+    from airdock.core.errors import ValidationError
+    from airdock.core.rules import check_version_change
+
+    with pytest.raises(ValidationError, match=f"Airflow version {current} does not support updates to version {target}"
+                                              f"\\..*{hint}"):
+        check_version_change(current, target)

@@ -41,6 +41,10 @@ web-front (airdock_runtime.web_front, which documents its own variables). Other 
                   JSON report; exit 1 on any import error (the pre-flight of an update: new code
                   is loaded before it is rolled out)
     --migrate     `airflow db migrate`, then on Airflow 2 the FAB `admin` user
+    --downgrade VERSION
+                  `airflow db downgrade` to the schema of Airflow VERSION, run with the newer
+                  Airflow (it alone knows how to undo its migrations), before the environment
+                  moves back to VERSION (3.x -> 2.11, or a failed upgrade rolled back)
 """
 from __future__ import annotations
 
@@ -73,7 +77,7 @@ COMPONENT_COMMANDS: dict[str, list[str]] = {
 
 # MWAA's `/aws_mwaa/*` endpoints in front of the Airflow UI/API (airdock_runtime.web_front).
 WEB_FRONT = "web-front"
-MODES = ("--prepare", "--check", "--migrate")
+MODES = ("--prepare", "--check", "--migrate", "--downgrade")
 
 
 def airflow_bin() -> str:
@@ -216,6 +220,30 @@ def migrate(env: dict[str, str]) -> int:
     return 0
 
 
+def schema_version_for(target: str, known: list[str]) -> str:
+    """The newest Airflow version with its own schema (Airflow's _REVISION_HEADS_MAP) at or
+    below `target`: 2.11 changed no table, so its schema is 2.10.3's."""
+    def numbers(version: str) -> tuple[int, ...]:
+        return tuple(int(p) for p in version.split(".") if p.isdigit())
+
+    candidates = [v for v in known if numbers(v) <= numbers(target)]
+    if not candidates:
+        raise EntrypointError(f"this Airflow cannot downgrade its database to {target}")
+    return max(candidates, key=numbers)
+
+
+def downgrade(env: dict[str, str], target: str) -> int:
+    from airflow.utils.db import _REVISION_HEADS_MAP
+
+    to_version = schema_version_for(target, list(_REVISION_HEADS_MAP))
+    cmd = [airflow_bin(), "db", "downgrade", "--to-version", to_version, "--yes"]
+    log(f"downgrading the metadata database to Airflow {target}'s schema: " + " ".join(cmd))
+    code = subprocess.run(cmd, env=env).returncode
+    if code != 0:
+        raise EntrypointError(f"`airflow db downgrade` failed with exit code {code}")
+    return 0
+
+
 def run_web_front(env: dict[str, str]) -> int:
     """The web front serves in this process: it is Airdock code, not an Airflow command, and it
     runs Airflow CLI calls with the environment `configure` built (startup-script exports too)."""
@@ -303,6 +331,11 @@ def main(argv: list[str]) -> int:
             return 0
         if argv[0] == "--migrate":
             return migrate(env)
+        if argv[0] == "--downgrade":
+            if len(argv) != 2:
+                log("--downgrade takes the Airflow version to go back to")
+                return 2
+            return downgrade(env, argv[1])
         syncer = prepare(env)
         env = configure(env)
         install_requirements(env)

@@ -120,7 +120,12 @@ class Compute(Protocol):
     def start(self, env: Environment, progress: "Progress") -> None: ...
 
     def replace(self, env: Environment, strategy: str, progress: "Progress") -> None:
-        """Move the running environment onto `env` (GRACEFUL: running tasks finish first)."""
+        """Move the running environment onto `env` (GRACEFUL: running tasks finish first),
+        migrating its metadata database to `env`'s Airflow, forward or back."""
+
+    def roll_back(self, env: Environment, progress: "Progress") -> None:
+        """Move the environment back onto `env`, its configuration before a failed update; when
+        that update changed the Airflow version, the metadata database as it was before it."""
 
     def health(self, env: Environment) -> Health: ...
 

@@ -193,7 +193,7 @@ class Provisioner:
         )
         previous = record.internal.get("rollback")
         target = Environment.model_validate(previous) if previous else record.environment
-        self.compute.replace(target, "FORCED", self._progress(record.name))
+        self.compute.roll_back(target, self._progress(record.name))
         return {}
 
     def mark_rolled_back(self, event: dict[str, Any]) -> dict[str, Any]:

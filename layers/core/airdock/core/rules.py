@@ -50,6 +50,33 @@ def check_environment(env: Environment) -> None:
     check_configuration_options(env.AirflowConfigurationOptions)
 
 
+def check_version_change(current: str, target: str) -> None:
+    """The AirflowVersion changes MWAA makes in place (user guide, "Upgrading the Apache Airflow
+    version"): upgrades within a major version; from 2.11 to Airflow 3 (from an older 2.x, upgrade
+    to 2.11 first); from Airflow 3 back to 2.11. Anything else, as MWAA answers it."""
+    if current == target:
+        return
+    old, new = catalog.release(current), catalog.release(target)
+    allowed = (
+        (old.major == new.major and _numbers(target) > _numbers(current))
+        or (old.minor == (2, 11) and new.major == 3)
+        or (old.major == 3 and new.minor == (2, 11))
+    )
+    if not allowed:
+        hint = ""
+        if old.major == 2 and new.major == 3:
+            hint = " Upgrade to Apache Airflow 2.11 first, then to version 3."
+        elif old.major == new.major:
+            hint = " Within a major version only upgrades are supported."
+        elif old.major == 3:
+            hint = " Apache Airflow 3 environments can move back to 2.11 only."
+        raise ValidationError(f"Airflow version {current} does not support updates to version {target}.{hint}")
+
+
+def _numbers(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
+
+
 def check_configuration_options(options: dict[str, str]) -> None:
     for key in sorted(options):
         if "." not in key.strip("."):

@@ -127,6 +127,7 @@ class EnvironmentService:
         changes = request.model_dump(exclude_unset=True, exclude={"Name", "WorkerReplacementStrategy"})
         merged = self._merge(record.environment, request, changes)
         rules.check_environment(merged)
+        rules.check_version_change(record.environment.AirflowVersion, merged.AirflowVersion)
         self._check_sources(merged)
         previous = record.environment
         merged.Status = status.UPDATING

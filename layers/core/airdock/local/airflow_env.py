@@ -279,7 +279,79 @@ class LocalAirflowEnvironment:
             progress("migrating the Airflow metadata database")
             t = time.monotonic()
             self._run_once(self.blueprint().component("migrate"), "db-migrate", timeout_s=900)
+            self._schema_file.write_text(self.release.version)
             progress(f"database migrated in {time.monotonic() - t:.1f}s")
+
+    # ---- the metadata database across Airflow versions ------------------------------------------
+    # The schema is Airflow's: a version change migrates it forward, or back (with the newer
+    # Airflow, which alone knows how to undo its migrations). Before either, the database is copied
+    # as it is, so a change that fails half-way can be rolled back to exactly what ran before.
+
+    @property
+    def _schema_file(self) -> Path:
+        return self.env_dir / "schema-version"
+
+    @property
+    def _snapshot(self) -> Path:
+        return self.env_dir / "pgdata.snapshot"
+
+    def schema_version(self) -> str | None:
+        """The Airflow version whose schema the metadata database has (None: not migrated yet;
+        "A->B": a change from A to B began and did not end)."""
+        try:
+            return self._schema_file.read_text().strip() or None
+        except FileNotFoundError:
+            return None
+
+    def snapshot_marker(self) -> dict[str, str] | None:
+        """{"from": version, "to": version} of the change the snapshot was taken for."""
+        try:
+            marker: dict[str, str] = json.loads((self._snapshot / "airdock-snapshot.json").read_text())
+        except (OSError, ValueError):
+            return None
+        return marker
+
+    def snapshot_database(self, before: str, after: str) -> None:
+        """Copy the (stopped) database before moving it from Airflow `before` to `after`."""
+        with self._lock:
+            if self.supervisor.status(POSTGRES) is not None:
+                self.supervisor.stop(POSTGRES)
+            shutil.rmtree(self._snapshot, ignore_errors=True)
+            tmp = self.env_dir / "pgdata.snapshot.tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.copytree(self.postgres.pgdata, tmp, symlinks=True)
+            (tmp / "airdock-snapshot.json").write_text(json.dumps({"from": before, "to": after}))
+            os.replace(tmp, self._snapshot)
+            # In between until the migration ends: neither version's schema for sure.
+            self._schema_file.write_text(f"{before}->{after}")
+
+    def restore_database(self) -> str:
+        """Put the snapshot back (the database stopped); returns the version it belongs to."""
+        marker = self.snapshot_marker()
+        assert marker is not None, "no snapshot to restore"
+        with self._lock:
+            if self.supervisor.status(POSTGRES) is not None:
+                self.supervisor.stop(POSTGRES)
+            failed = self.env_dir / "pgdata.failed"
+            shutil.rmtree(failed, ignore_errors=True)
+            if self.postgres.pgdata.exists():
+                os.replace(self.postgres.pgdata, failed)
+            shutil.copytree(self._snapshot, self.postgres.pgdata, symlinks=True)
+            (self.postgres.pgdata / "airdock-snapshot.json").unlink(missing_ok=True)
+            shutil.rmtree(failed, ignore_errors=True)
+            self._schema_file.write_text(marker["from"])
+        return marker["from"]
+
+    def downgrade_database(self, target: str, progress: Callable[[str], None] = lambda _m: None) -> None:
+        """With this (newer) environment's Airflow, take the schema back to Airflow `target`'s."""
+        with self._lock:
+            try:
+                self.postgres.start()
+            except PostgresError as exc:
+                raise AirflowEnvError(str(exc)) from None
+            progress(f"downgrading the metadata database to Airflow {target}")
+            self._run_once(self.blueprint().component("migrate"), "db-migrate", "--downgrade", target, timeout_s=900)
+            self._schema_file.write_text(target)
 
     def start(self, progress: Callable[[str], None] = lambda _m: None) -> None:
         """Start every component (after killing leftovers of a previous, crashed controller)."""

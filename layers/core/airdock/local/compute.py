@@ -216,7 +216,9 @@ class LocalCompute:
         self._swap(env.Name, current, candidate, strategy, progress)
 
     def _swap(self, name: str, current: LocalAirflowEnvironment | None, candidate: LocalAirflowEnvironment,
-              strategy: str, progress: Progress) -> None:
+              strategy: str, progress: Progress, *, restore: bool = False) -> None:
+        """Stop what runs, move the database to the candidate's Airflow (`restore`: put back the
+        copy taken before a failed version change instead), start the candidate."""
         # How long a GRACEFUL replacement waits for running tasks before it stops a worker anyway.
         grace = self.settings.graceful_timeout if strategy == "GRACEFUL" else FORCED_TIMEOUT_S
         if current is not None:
@@ -229,12 +231,47 @@ class LocalCompute:
             self._envs[name] = candidate
             self._paused.discard(name)
         try:
-            # Same Airflow: the schema is already current, so the migration is skipped (seconds).
-            if current is None or current.runtime.airflow_version != candidate.runtime.airflow_version:
+            schema, target = candidate.schema_version(), candidate.release.version
+            if schema is not None and "->" in schema and not restore:
+                # A version change cut off half-way (a crash): start it again from the copy.
+                schema = candidate.restore_database()
+            if restore:
+                progress(f"restoring the metadata database as it was on Airflow {target}")
+                candidate.restore_database()
+            elif schema is not None and schema != target:
+                progress(f"copying the metadata database before moving it from Airflow {schema} to {target}")
+                candidate.snapshot_database(schema, target)
+                if _numbers(target) < _numbers(schema):
+                    self._with_version(candidate, schema, current, progress).downgrade_database(target, progress)
+            # The same Airflow: the schema is current already, and a migration would cost seconds.
+            if schema != target or restore:
                 candidate.create(progress)
             candidate.start(progress)
         except AirflowEnvError as exc:
             raise ProvisioningError("COMPONENT_START_FAILED", str(exc)) from None
+
+    def _with_version(self, candidate: LocalAirflowEnvironment, version: str, current: LocalAirflowEnvironment | None,
+                      progress: Progress) -> LocalAirflowEnvironment:
+        """The environment as it runs on Airflow `version` (its files, that version's runtime)."""
+        if current is not None and current.release.version == version:
+            return current
+        env = candidate.spec.environment.model_copy(update={"AirflowVersion": version})
+        runtime = self.runtimes.ensure(version, None, progress)
+        return LocalAirflowEnvironment(candidate.env_dir, runtime, replace(candidate.spec, environment=env),
+                                       supervisor=candidate.supervisor)
+
+    @_interruptible
+    def roll_back(self, env: Environment, progress: Progress) -> None:
+        """Back onto `env` after a failed update. When the update was a version change, the
+        database goes back to the copy taken before it, with every run it held then."""
+        candidate = self._environment(env, progress)
+        marker = candidate.snapshot_marker()
+        if marker is None or marker["from"] != env.AirflowVersion or candidate.schema_version() in (None, env.AirflowVersion):
+            self.replace(env, "FORCED", progress)
+            return
+        with self._lock:
+            current = self._envs.get(env.Name)
+        self._swap(env.Name, current, candidate, "FORCED", progress, restore=True)
 
     @_interruptible
     def restart(self, env: Environment, strategy: str, progress: Progress) -> None:
@@ -335,6 +372,10 @@ class LocalCompute:
 
                 pool = self._worker_pool = LocalWorkerPool(self.environment)
             return pool
+
+
+def _numbers(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
 
 
 def _same_code(current: LocalAirflowEnvironment, candidate: LocalAirflowEnvironment) -> bool:
