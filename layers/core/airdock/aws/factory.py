@@ -10,6 +10,7 @@ from airdock.aws.data_plane import SecretsManagerKeys, SecretsManagerTargets, St
 from airdock.core.data_plane import AirflowDataPlane
 from airdock.aws.dynamodb_repository import DynamoDbEnvironmentRepository
 from airdock.aws.events import EventBridgeEvents
+from airdock.aws.iam import IamRolePassing
 from airdock.aws.metrics import CloudWatchMetrics
 from airdock.aws.workflows import StepFunctionsWorkflows
 from airdock.core.service import EnvironmentService
@@ -59,6 +60,8 @@ def build_service(settings: Settings) -> EnvironmentService:
         data_plane=AirflowDataPlane(
             SecretsManagerTargets(SecretsManagerKeys(), https=settings.listener_https),
             StaticRolePolicy.from_json(settings.airflow_roles), UrllibAirflowHttp()),
+        # The caller must be allowed to pass the environment's execution role (aws/iam.py).
+        role_passing=IamRolePassing(settings.account_id),
     )
 
 
