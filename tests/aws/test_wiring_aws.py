@@ -53,7 +53,8 @@ class Deployment:
                  "InternalLoadBalancer.DNSName": stack.environ["AIRDOCK_PRIVATE_ALB_DNS"]}
         resolver = Resolver(template, names, {
             "VpcId": stack.vpc_id, "PrivateSubnetIds": ",".join(stack.subnets),
-            "AirflowImageRepository": stack.environ["AIRDOCK_AIRFLOW_IMAGE_REPOSITORY"]})
+            "AirflowImageRepository": stack.environ["AIRDOCK_AIRFLOW_IMAGE_REPOSITORY"],
+            "AirflowRolePolicy": json.dumps({DEPLOYER: "Admin"})})
         resources = template["Resources"]
         self.variables: dict[str, dict[str, str]] = {}
         for name, logical_id in FUNCTIONS.items():
@@ -203,6 +204,8 @@ def test_a_deployed_stack_creates_runs_scales_pauses_resumes_and_deletes_an_envi
     stack = deployment.stack
     body = _create_body()
     body["NetworkConfiguration"] = {"SubnetIds": stack.subnets, "SecurityGroupIds": [stack.security_group]}
+    key = stack.client("kms").create_key(Description="analytics")["KeyMetadata"]
+    body["KmsKey"] = key["Arn"]  # its data at rest, read by every role on the way
     name = {"Name": "analytics"}
 
     # A caller who may not pass the execution role is refused before anything exists.
@@ -225,6 +228,10 @@ def test_a_deployed_stack_creates_runs_scales_pauses_resumes_and_deletes_an_envi
         cluster=stack.environ["AIRDOCK_ECS_CLUSTER"],
         services=[naming.service_name("analytics", c) for c in ("scheduler", "webserver", "web-front", "worker")])["services"]
     assert {s["status"] for s in services} == {"ACTIVE"}
+
+    status, answer, _ = deployment.call_api("POST", "/clitoken/{Name}", name)
+    assert status == 200 and answer["CliToken"], answer  # signed with the web front's key (a KMS-encrypted secret)
+    assert stack.client("secretsmanager").describe_secret(SecretId="airdock/analytics/web-front")["KmsKeyId"] == key["Arn"]
 
     with deployment.running("autoscaler") as autoscaler:
         decisions = autoscaler.handler({"source": "aws.events", "detail-type": "Scheduled Event"}, None)["decisions"]

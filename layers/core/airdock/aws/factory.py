@@ -72,6 +72,7 @@ def ecs_compute(settings: Settings, clients: dict[str, Any] | None = None) -> "E
     from airdock.aws.compute import EcsCompute
     from airdock.aws.database import AuroraDatabases, DatabaseCluster
     from airdock.aws.discovery import CloudMapDiscovery, DiscoveryConfig
+    from airdock.aws.kms import KmsKeys
     from airdock.aws.logs import CloudWatchLogGroups
     from airdock.aws.secrets import EnvironmentSecrets
     from airdock.aws.task_definitions import EcsConfig
@@ -127,6 +128,7 @@ def ecs_compute(settings: Settings, clients: dict[str, Any] | None = None) -> "E
         ecs=client("ecs"),
         ec2=client("ec2"),
         ecr=client("ecr"),
+        keys=KmsKeys(settings.region, client("kms")),
     )
 
 
