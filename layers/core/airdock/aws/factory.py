@@ -15,6 +15,7 @@ from airdock.aws.metrics import CloudWatchMetrics
 from airdock.aws.workflows import StepFunctionsWorkflows
 from airdock.core.service import EnvironmentService
 from airdock.core.settings import Settings
+from airdock.core.timing import WorkflowTimings
 
 if TYPE_CHECKING:
     from airdock.aws.compute import EcsCompute
@@ -50,7 +51,7 @@ def build_service(settings: Settings) -> EnvironmentService:
         buckets=S3Buckets(),
         events=EventBridgeEvents(settings.event_bus),
         settings=settings,
-        workflows=StepFunctionsWorkflows(arns) if len(arns) == 3 else None,
+        workflows=StepFunctionsWorkflows(arns, timings=WorkflowTimings.from_settings(settings)) if len(arns) == 3 else None,
         metrics=CloudWatchMetrics(),
         # Pause/resume (API) and maintenance (lifecycle schedule) are carried out by the
         # lifecycle function; without it they stay pending, visibly.
