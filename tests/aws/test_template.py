@@ -57,6 +57,20 @@ KNOWN_MANAGED_POLICIES: dict[str, dict[str, Any]] = {
         "Statement": [{"Effect": "Allow", "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
                        "Resource": "*"}],
     },
+    # SAM adds it to a function with Tracing: Active (the Tracing parameter).
+    "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess": {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": [
+            "xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets",
+            "xray:GetSamplingStatisticSummaries"], "Resource": "*"}],
+    },
+    # API Gateway's account-wide logging role (ApiGatewayLoggingRole=Create).
+    "arn:aws:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs": {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": [
+            "logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogGroups", "logs:DescribeLogStreams",
+            "logs:PutLogEvents", "logs:GetLogEvents", "logs:FilterLogEvents"], "Resource": "*"}],
+    },
     # SAM adds it to a function with VpcConfig (the API function): its network interfaces.
     "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole": {
         "Version": "2012-10-17",
@@ -76,6 +90,8 @@ def _policies(template: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
             for policy in props.get("Policies", []):
                 found.append((f"{logical_id}/{policy['PolicyName']}", policy["PolicyDocument"]))
             for arn in props.get("ManagedPolicyArns", []):
+                if isinstance(arn, dict) and "Fn::Sub" in arn:  # arn:${AWS::Partition}:... of an AWS managed policy
+                    arn = str(arn["Fn::Sub"]).replace("${AWS::Partition}", "aws")
                 assert arn in KNOWN_MANAGED_POLICIES, f"{logical_id} uses {arn}, which cannot be checked offline"
                 found.append((f"{logical_id}/{arn}", KNOWN_MANAGED_POLICIES[arn]))
         elif resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):

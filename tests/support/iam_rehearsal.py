@@ -581,6 +581,10 @@ MANAGED_POLICIES: dict[str, list[dict[str, Any]]] = {
                                        "ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets",
                                        "ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses",
                                        "ec2:UnassignPrivateIpAddresses"], "Resource": "*"}],
+    "arn:aws:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs": [
+        {"Effect": "Allow", "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogGroups",
+                                       "logs:DescribeLogStreams", "logs:PutLogEvents", "logs:GetLogEvents",
+                                       "logs:FilterLogEvents"], "Resource": "*"}],
     "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess": [
         {"Effect": "Allow", "Action": ["xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules",
                                        "xray:GetSamplingTargets", "xray:GetSamplingStatisticSummaries"], "Resource": "*"}],

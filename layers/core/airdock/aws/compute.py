@@ -345,6 +345,9 @@ class EcsCompute:
             "tags": [{"key": "airdock:environment", "value": env.Name}, {"key": "airdock:component", "value": component}],
         }
         request.update(attachments)
+        if component == "worker" and self.config.worker_capacity == "FARGATE_SPOT":
+            del request["launchType"]
+            request["capacityProviderStrategy"] = [{"capacityProvider": "FARGATE_SPOT", "weight": 1}]
         if component == WEB_FRONT:
             request["healthCheckGracePeriodSeconds"] = 120
         try:

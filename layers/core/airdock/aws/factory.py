@@ -112,6 +112,7 @@ def ecs_compute(settings: Settings, clients: dict[str, Any] | None = None) -> "E
             account_id=settings.account_id,
             partition=settings.partition,
             cpu_architecture=settings.cpu_architecture,
+            worker_capacity=settings.worker_capacity,
         ),
         broker=SqsBroker(client("sqs")),
         databases=databases,

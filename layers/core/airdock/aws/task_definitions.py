@@ -30,6 +30,9 @@ class EcsConfig:
     partition: str = "aws"
     cpu_architecture: str = "X86_64"  # or ARM64 (Graviton: ~20 % cheaper; build the image for it)
     assign_public_ip: bool = False
+    # FARGATE_SPOT: the Celery workers on Spot capacity (~70 % cheaper; ECS may reclaim one with two
+    # minutes' notice, which Celery's warm shutdown and Airflow's task retries absorb).
+    worker_capacity: str = "FARGATE"
 
 
 @dataclass(frozen=True)
