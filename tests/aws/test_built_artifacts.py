@@ -64,9 +64,11 @@ def _functions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {name: r for name, r in template["Resources"].items() if r["Type"] == "AWS::Serverless::Function"}
 
 
-def _placeholder(value: Any) -> str:
-    """An environment variable's value as a deployed stack would give it: intrinsic functions
-    stand for ARNs, names and flags that exist only in an account, so they become a stand-in."""
+def _placeholder(value: Any, parameters: dict[str, Any]) -> str:
+    """An environment variable's value as a deployed stack would give it: a parameter's default,
+    or a stand-in for the ARNs, names and flags that exist only in an account."""
+    if isinstance(value, dict) and "Default" in parameters.get(str(value.get("Ref")), {}):
+        return str(parameters[value["Ref"]]["Default"])
     return value if isinstance(value, str) else ("30" if isinstance(value, int) else "placeholder")
 
 
@@ -96,7 +98,7 @@ def test_each_built_function_imports_with_only_boto3_its_folder_and_its_layers(b
         layer_paths.append(str(content / "python"))  # /opt/python on Lambda
     environment = {**globals_.get("Environment", {}).get("Variables", {}),
                    **props.get("Environment", {}).get("Variables", {})}
-    env = {key: _placeholder(value) for key, value in environment.items()}
+    env = {key: _placeholder(value, load_template()["Parameters"]) for key, value in environment.items()}
     env.update({
         # What Lambda sets for every function (Powertools decides from them that it runs in Lambda).
         "AWS_LAMBDA_FUNCTION_NAME": function, "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1",

@@ -63,8 +63,10 @@ _ENTRY_POINTS: list[tuple[str, str]] = [
     ("airdock/core/provisioning.py", PROVISIONER),
     ("airdock/core/lifecycle.py", LIFECYCLE),
     ("airdock/core/autoscaling.py", AUTOSCALER),
-    ("airdock_runtime/", ENVIRONMENT_TASK),
-    ("images/airflow/", ENVIRONMENT_TASK),
+    # What runs inside an environment: its entrypoint and web front (the control plane imports some
+    # airdock_runtime modules too, e.g. the drain markers, which run as the piece that calls them).
+    ("airdock_runtime/entrypoint.py", ENVIRONMENT_TASK),
+    ("airdock_runtime/web_front.py", ENVIRONMENT_TASK),
 ]
 # Adapters driven directly by a test: the role that runs them on AWS (the provisioner runs every
 # EcsCompute method the lifecycle function runs, and more).
