@@ -4,6 +4,7 @@ tracing, a failure destination for the lifecycle's asynchronous runs, HTTPS by d
 default ingress, and Fargate Spot as an option for workers (checked on moto)."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from airdock.aws import naming
@@ -110,3 +111,12 @@ def test_workers_may_run_on_fargate_spot(stack: Stack) -> None:
     assert "launchType" not in worker
     assert scheduler["launchType"] == "FARGATE"  # the rest stays on regular Fargate
     assert "capacityProviderStrategy" not in scheduler
+
+
+def test_the_readme_deploy_section_names_every_parameter_and_the_callers_pass_role() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("## Deploy to AWS"):]
+    section = section[:section.index("\n## ", 1)]
+    missing = [name for name in _parameters() if f"`{name}`" not in section]
+    assert not missing, f"README 'Deploy to AWS' does not name the parameters {missing}"
+    assert "iam:PassRole" in section and "ecs-tasks.amazonaws.com" in section
