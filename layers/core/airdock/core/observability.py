@@ -20,7 +20,6 @@ from functools import lru_cache
 from typing import Any, Callable, NamedTuple, TypeVar
 
 F = TypeVar("F", bound=Callable[..., Any])
-SERVICE = "airdock"
 
 
 class Powertools(NamedTuple):
@@ -30,18 +29,19 @@ class Powertools(NamedTuple):
 
 
 def on_lambda() -> bool:
+    # Lambda's own signal, read when a handler module is imported (as Powertools reads it), before
+    # and apart from Airdock's settings.
     return bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
 
 
 @lru_cache(maxsize=1)
 def powertools() -> Powertools:
-    """The function's Logger, Tracer and Metrics (made once per Lambda sandbox)."""
+    """The function's Logger, Tracer and Metrics (made once per Lambda sandbox). Powertools reads
+    its own variables (POWERTOOLS_SERVICE_NAME, _LOG_LEVEL, _METRICS_NAMESPACE; template.yaml)."""
     from aws_lambda_powertools import Logger, Metrics, Tracer
 
-    service = os.environ.get("POWERTOOLS_SERVICE_NAME") or SERVICE
     # Tracer() is disabled by itself outside Lambda and when POWERTOOLS_TRACE_DISABLED is set.
-    return Powertools(Logger(service=service), Tracer(service=service),
-                      Metrics(service=service, namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "Airdock"))
+    return Powertools(Logger(), Tracer(), Metrics())
 
 
 def instrument(handler: F) -> F:
