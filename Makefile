@@ -7,6 +7,16 @@ UV_VERSION := 0.13.9
 # tool venv (gitignored); tests/aws call it from there (sam validate/build, samtranslator).
 SAM_VENV := .venv-sam
 SAM_CLI_VERSION := 1.170.0
+# The Lambda functions' runtime (template.yaml's Globals and CoreLayer): `sam build` without a
+# container needs this very Python on PATH (with pip), and tests/aws import each built function
+# in it. pyenv's copy where the machine has one, else whatever python3.13 is on PATH.
+LAMBDA_PYTHON_VERSION := 3.13
+LAMBDA_PYTHON := $(firstword $(wildcard /root/.pyenv/versions/$(LAMBDA_PYTHON_VERSION).*/bin/python$(LAMBDA_PYTHON_VERSION)) $(shell command -v python$(LAMBDA_PYTHON_VERSION)))
+# What the Lambda runtime itself provides besides the standard library: boto3 (and its
+# dependencies). tests/aws/test_built_artifacts.py imports every built handler with only this,
+# the function's build folder and its layers on the path, as Lambda does.
+LAMBDA_VENV := .venv-lambda
+BOTO3_VERSION := $(shell sed -n 's/^ *"boto3==\([^"]*\)".*/\1/p' pyproject.toml)
 PORT   ?= 8787
 DATA   ?= .airdock
 
@@ -15,7 +25,7 @@ DATA   ?= .airdock
 # What `make run` needs; `make test` adds the test-only tools (SAM CLI, Chromium) on top.
 install: $(VENV)/.installed
 
-test-tools: install $(SAM_VENV)/.installed browser
+test-tools: install $(SAM_VENV)/.installed $(LAMBDA_VENV)/.installed browser
 
 # uv comes from PyPI into the project's own venv, so nothing is installed system-wide.
 $(VENV)/.installed: pyproject.toml
@@ -27,6 +37,19 @@ $(VENV)/.installed: pyproject.toml
 $(SAM_VENV)/.installed: $(VENV)/.installed Makefile
 	test -x $(SAM_VENV)/bin/python || $(UV) venv --quiet -p python3.11 $(SAM_VENV)
 	$(UV) pip install --quiet -p $(SAM_VENV)/bin/python aws-sam-cli==$(SAM_CLI_VERSION)
+	touch $@
+
+# python/python3 for `sam build` (PATH=.venv-sam/lambda-bin:$$PATH; the SAM builder looks for those
+# names and takes the first whose version is the runtime's): the runtime's interpreter with its own
+# pip (small scripts, not links: a link inside .venv-sam would make it that venv's Python). And a
+# venv of that Python holding boto3 only.
+$(LAMBDA_VENV)/.installed: $(VENV)/.installed Makefile pyproject.toml
+	@test -n "$(LAMBDA_PYTHON)" || { echo "python$(LAMBDA_PYTHON_VERSION) (the Lambda runtime) is missing: install it (pyenv install $(LAMBDA_PYTHON_VERSION))"; exit 1; }
+	mkdir -p $(SAM_VENV)/lambda-bin
+	for name in python python3 python$(LAMBDA_PYTHON_VERSION); do \
+	  printf '#!/bin/sh\nexec %s "$$@"\n' "$(LAMBDA_PYTHON)" > $(SAM_VENV)/lambda-bin/$$name; chmod +x $(SAM_VENV)/lambda-bin/$$name; done
+	test -x $(LAMBDA_VENV)/bin/python || $(UV) venv --quiet -p $(LAMBDA_PYTHON) $(LAMBDA_VENV)
+	$(UV) pip install --quiet -p $(LAMBDA_VENV)/bin/python boto3==$(BOTO3_VERSION) botocore==$(BOTO3_VERSION)
 	touch $@
 
 # Debian's Chromium for the web-login (SSO) tests, driven by the Playwright package; Playwright's
@@ -64,4 +87,4 @@ locks: install
 	$(PY) scripts/lock_runtimes.py $(VERSIONS) $(if $(UPGRADE),--upgrade) $(if $(SEED),--seed $(SEED))
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) $(DATA) .pytest_cache .aws-sam
+	rm -rf $(VENV) $(SAM_VENV) $(LAMBDA_VENV) $(DATA) .pytest_cache .aws-sam

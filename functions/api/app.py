@@ -17,6 +17,7 @@ from urllib.parse import quote
 import pydantic_core
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 
+from airdock.core import observability
 from airdock.core.authorization import target_of
 from airdock.core.errors import AirdockError, InternalError, ValidationError
 from airdock.core.models import (
@@ -251,6 +252,7 @@ def handle_airdock_error(error: AirdockError) -> Response:
 def handle_unexpected(error: Exception) -> Response:
     # The user gets MWAA's opaque 500; the trace stays in our log, never in the response.
     log.exception("unhandled error")
+    observability.count(observability.API_INTERNAL_ERRORS)
     return _render_error(InternalError("An internal error occurred. Try again later."))
 
 
@@ -277,6 +279,7 @@ def _normalise_path(event: dict[str, Any]) -> None:
         event["path"] = "/tags/" + quote(percent_decode(path[len("/tags/"):]), safe="")
 
 
+@observability.instrument
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     _normalise_path(event)
     request_id = (event.get("requestContext") or {}).get("requestId") or str(uuid.uuid4())

@@ -9,10 +9,15 @@ from __future__ import annotations
 from typing import Any
 
 from airdock import wiring
+from airdock.core import observability
 from airdock.core.autoscaling import Autoscaler
 
 
+@observability.instrument
 def handler(event: dict[str, Any], context: Any, autoscaler: Autoscaler | None = None) -> dict[str, Any]:
     made = (autoscaler or wiring.autoscaler()).run()
+    changed = sum(1 for d in made if d.desired != d.current)
+    if changed:
+        observability.count(observability.WORKER_SCALE_CHANGES, changed)
     return {"decisions": [{"environment": d.inputs.environment, "action": d.action, "desired": d.desired,
                            "current": d.current, "reason": d.reason, "errors": list(d.errors)} for d in made]}

@@ -7,7 +7,11 @@ Events it handles (locally the same shapes come from airdock.local.lifecycle_loo
 - Run one operation (`source: airdock.lifecycle`, `detail-type: Airdock Lifecycle Operation`,
   `detail: {Operation: pause|resume|maintain, EnvironmentName}`): what the LifecycleRunner port
   sends (locally on a thread; on AWS an asynchronous invocation of this function).
-Anything else (e.g. ECS task state changes, which need no action yet) is acknowledged and ignored.
+- An environment's task stopped because its Airflow container exited or never started (`source:
+  aws.ecs`, `detail-type: ECS Task State Change`, filtered so by the template's rule): counted as
+  the metric ComponentTaskExits, which the template's alarm on restarting components watches (ECS
+  restarts the task itself).
+Anything else is acknowledged and ignored.
 """
 from __future__ import annotations
 
@@ -16,12 +20,14 @@ from datetime import datetime, timezone
 from typing import Any
 
 from airdock import wiring
+from airdock.core import observability
 from airdock.core.lifecycle import Lifecycle
 
 log = logging.getLogger("airdock.lifecycle")
 
 SCHEDULED = "Scheduled Event"
 RUN_OPERATION = "Airdock Lifecycle Operation"
+TASK_STATE_CHANGE = "ECS Task State Change"
 
 
 def _event_time(event: dict[str, Any]) -> datetime:
@@ -31,13 +37,21 @@ def _event_time(event: dict[str, Any]) -> datetime:
     return datetime.fromisoformat(str(raw).replace("Z", "+00:00")).astimezone(timezone.utc)
 
 
+@observability.instrument
 def handler(event: dict[str, Any], context: Any, lifecycle: Lifecycle | None = None) -> dict[str, Any]:
-    worker = lifecycle or wiring.lifecycle()
     kind = event.get("detail-type")
+    if kind == TASK_STATE_CHANGE:
+        detail = event.get("detail") or {}
+        log.warning("task %s of %s stopped: %s (%s)", detail.get("taskArn"), detail.get("group"),
+                    detail.get("stoppedReason"), detail.get("stopCode"))
+        observability.count(observability.COMPONENT_TASK_EXITS)
+        return {"task_exit": detail.get("group")}
+    worker = lifecycle or wiring.lifecycle()
     if kind == SCHEDULED:
         started = worker.tick(_event_time(event))
         if started:
             log.info("lifecycle started %s", started)
+            observability.count(observability.LIFECYCLE_OPERATIONS_STARTED, len(started))
         return {"started": started}
     if kind == RUN_OPERATION:
         detail = event.get("detail") or {}

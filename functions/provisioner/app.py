@@ -9,15 +9,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from airdock.core import observability
 from airdock.core.errors import ProvisioningError
 from airdock.core.provisioning import Provisioner
 from airdock import wiring
 
 
+@observability.instrument
 def handler(event: dict[str, Any], context: Any, provisioner: Provisioner | None = None) -> dict[str, Any]:
     worker = provisioner or wiring.provisioner()
     try:
         return worker.run(event)
     except ProvisioningError as exc:
+        observability.count(observability.PROVISIONING_STEP_FAILURES)
         named = type(exc.code, (ProvisioningError,), {})
         raise named(exc.code, exc.message) from None
+    except Exception:
+        observability.count(observability.PROVISIONING_STEP_FAILURES)
+        raise

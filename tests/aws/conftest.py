@@ -163,6 +163,21 @@ def stack(aws_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[St
         yield result
 
 
+@pytest.fixture(autouse=True)
+def iam_rehearsal(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every AWS call a piece of Airdock makes in this test must be allowed by the policies the
+    template gives that piece's role (support/iam_rehearsal.py); a denied call fails the test."""
+    from support.iam_rehearsal import default_names, denied_requests, recording, stack_names
+
+    stack = request.getfixturevalue("stack") if "stack" in request.fixturenames else None
+    with recording() as recorder:
+        yield
+    if recorder.calls:
+        denied, _ = denied_requests(list(recorder.calls), stack_names(stack) if stack else default_names())
+        if denied:
+            pytest.fail("AWS would deny these calls (IAM, as template.yaml grants it):\n" + "\n".join(denied), pytrace=False)
+
+
 class _Http:
     status_code = 200
     headers: dict[str, str] = {}

@@ -2,55 +2,37 @@
 and no IAM policy (SAM policy templates expanded by samtranslator) allows a wildcard action on a
 wildcard resource.
 
-SAM CLI lives in its own tool venv (`.venv-sam`, made by `make install`) because its pins conflict
-with the project's; a missing SAM CLI is a failure, not a skip.
+SAM CLI and the runtime's Python come from `make test-tools` (support/sam.py); a missing SAM CLI is a
+failure, not a skip.
 """
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-TEMPLATE = REPO / "template.yaml"
-SAM_VENV = REPO / ".venv-sam"
-SAM = SAM_VENV / "bin" / "sam"
-SAM_PYTHON = SAM_VENV / "bin" / "python"
+from support.sam import SAM, SAM_ENV, TEMPLATE, require_sam, run, sam_build, transformed_template
+
 CFN_LINT = Path(sys.executable).parent / "cfn-lint"
-# Offline: no telemetry, no update checks.
-SAM_ENV = {**os.environ, "SAM_CLI_TELEMETRY": "0", "SAM_CLI_DISABLE_UPDATE_CHECK": "1", "AWS_DEFAULT_REGION": "us-east-1"}
-
-
-def _run(cmd: list[str], timeout: float = 600, **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO, **kwargs)
-
-
-def _require_sam() -> None:
-    assert SAM.exists(), f"SAM CLI missing at {SAM}: run `make install` (it creates .venv-sam)"
 
 
 def test_cfn_lint_is_clean() -> None:
-    result = _run([str(CFN_LINT), str(TEMPLATE)])
+    result = run([str(CFN_LINT), str(TEMPLATE)])
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_sam_validate_lint_is_clean() -> None:
-    _require_sam()
-    result = _run([str(SAM), "validate", "--lint", "--template-file", str(TEMPLATE)], env=SAM_ENV)
+    require_sam()
+    result = run([str(SAM), "validate", "--lint", "--template-file", str(TEMPLATE)], env=SAM_ENV)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "is a valid SAM Template" in result.stdout + result.stderr
 
 
 def test_sam_build_bundles_the_functions_and_the_core_layer(tmp_path: Path) -> None:
-    _require_sam()
-    build = tmp_path / "build"
-    result = _run([str(SAM), "build", "--template-file", str(TEMPLATE), "--build-dir", str(build)], env=SAM_ENV, timeout=900)
-    assert result.returncode == 0, result.stdout + result.stderr
+    build = sam_build(tmp_path / "build")
     layer = build / "CoreLayer" / "python"
     assert (layer / "airdock" / "aws" / "compute.py").is_file()
     assert (layer / "pydantic").is_dir() and (layer / "aws_lambda_powertools").is_dir()
@@ -61,38 +43,10 @@ def test_sam_build_bundles_the_functions_and_the_core_layer(tmp_path: Path) -> N
 # ---------------------------------------------------------------------------- IAM
 
 
-_TRANSFORM = r"""
-import json, sys
-from samtranslator.translator.transform import transform
-from samtranslator.public.translator import ManagedPolicyLoader
-from samtranslator.yaml_helper import yaml_parse
-
-class NoManagedPolicies(ManagedPolicyLoader):
-    # Offline: the template names no managed policies, so nothing needs looking up in IAM.
-    def __init__(self):
-        pass
-    def load(self):
-        return {}
-
-template = yaml_parse(open(sys.argv[1]).read())
-# What `sam package` does first: local code/definition paths become S3 locations.
-for resource in template["Resources"].values():
-    props = resource.get("Properties", {})
-    for key in ("CodeUri", "ContentUri", "DefinitionUri"):
-        if isinstance(props.get(key), str) and not props[key].startswith("s3://"):
-            props[key] = "s3://airdock-artifacts/" + props[key]
-print(json.dumps(transform(template, {}, NoManagedPolicies())))
-"""
-
-
 @pytest.fixture(scope="module")
 def transformed() -> dict[str, Any]:
-    """template.yaml as CloudFormation sees it after the SAM transform (policy templates such as
-    DynamoDBCrudPolicy or LambdaInvokePolicy expanded into statements)."""
-    _require_sam()
-    result = _run([str(SAM_PYTHON), "-c", _TRANSFORM, str(TEMPLATE)], env=SAM_ENV)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    """template.yaml as CloudFormation sees it after the SAM transform (support/sam.py)."""
+    return transformed_template()
 
 
 # AWS managed policies SAM attaches, with their documented content (checked like the others;
@@ -102,6 +56,20 @@ KNOWN_MANAGED_POLICIES: dict[str, dict[str, Any]] = {
         "Version": "2012-10-17",
         "Statement": [{"Effect": "Allow", "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
                        "Resource": "*"}],
+    },
+    # SAM adds it to a function with Tracing: Active (the Tracing parameter).
+    "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess": {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": [
+            "xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets",
+            "xray:GetSamplingStatisticSummaries"], "Resource": "*"}],
+    },
+    # API Gateway's account-wide logging role (ApiGatewayLoggingRole=Create).
+    "arn:aws:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs": {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": [
+            "logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogGroups", "logs:DescribeLogStreams",
+            "logs:PutLogEvents", "logs:GetLogEvents", "logs:FilterLogEvents"], "Resource": "*"}],
     },
     # SAM adds it to a function with VpcConfig (the API function): its network interfaces.
     "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole": {
@@ -122,6 +90,8 @@ def _policies(template: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
             for policy in props.get("Policies", []):
                 found.append((f"{logical_id}/{policy['PolicyName']}", policy["PolicyDocument"]))
             for arn in props.get("ManagedPolicyArns", []):
+                if isinstance(arn, dict) and "Fn::Sub" in arn:  # arn:${AWS::Partition}:... of an AWS managed policy
+                    arn = str(arn["Fn::Sub"]).replace("${AWS::Partition}", "aws")
                 assert arn in KNOWN_MANAGED_POLICIES, f"{logical_id} uses {arn}, which cannot be checked offline"
                 found.append((f"{logical_id}/{arn}", KNOWN_MANAGED_POLICIES[arn]))
         elif resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):

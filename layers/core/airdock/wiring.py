@@ -14,6 +14,7 @@ from airdock.core.lifecycle import Lifecycle
 from airdock.core.provisioning import Provisioner
 from airdock.core.service import EnvironmentService
 from airdock.core.settings import settings
+from airdock.core.timing import LifecycleTimings
 
 
 # The AWS adapters are imported on first use: local mode loads the same handlers (and so this
@@ -50,4 +51,6 @@ def autoscaler() -> Autoscaler:
 def lifecycle() -> Lifecycle:
     from airdock.aws import factory
 
-    return Lifecycle(environment_service(), factory.ecs_compute(settings()))
+    # A resume or restart on Fargate may outlast one invocation: it continues in the next one.
+    return Lifecycle(environment_service(), factory.ecs_compute(settings()),
+                     timings=LifecycleTimings.from_settings(settings()))

@@ -15,6 +15,9 @@ from airdock.core.errors import ProvisioningError
 # delivered twice. MWAA uses 12 h (SQS's maximum) for the same reason.
 VISIBILITY_TIMEOUT_S = 43200
 RETENTION_S = 1209600  # 14 days, SQS's maximum: queued tasks survive a long outage
+# With a customer managed key, SQS asks KMS for a data key at most this often (its maximum, 24 h):
+# every KMS request is billed, and Celery polls the queue all the time.
+DATA_KEY_REUSE_S = 86400
 
 
 @dataclass(frozen=True)
@@ -28,17 +31,20 @@ class SqsBroker:
     def __init__(self, client: Any | None = None) -> None:
         self.sqs = client or boto3.client("sqs")
 
-    def ensure(self, env_name: str, tags: dict[str, str] | None = None) -> Queue:
+    def ensure(self, env_name: str, tags: dict[str, str] | None = None, kms_key: str | None = None) -> Queue:
         """Create the queue, or return it when an earlier run created it (CreateQueue is
-        idempotent for identical attributes; different attributes mean someone else's queue)."""
+        idempotent for identical attributes; different attributes mean someone else's queue).
+        Encrypted with `kms_key` (the environment's KmsKey) when given, else with SQS's own keys."""
         name = naming.queue_name(env_name)
+        encryption = ({"KmsMasterKeyId": kms_key, "KmsDataKeyReusePeriodSeconds": str(DATA_KEY_REUSE_S)} if kms_key
+                      else {"SqsManagedSseEnabled": "true"})
         try:
             url = self.sqs.create_queue(
                 QueueName=name,
                 Attributes={
                     "VisibilityTimeout": str(VISIBILITY_TIMEOUT_S),
                     "MessageRetentionPeriod": str(RETENTION_S),
-                    "SqsManagedSseEnabled": "true",
+                    **encryption,
                 },
                 tags={"airdock:environment": env_name, **(tags or {})},
             )["QueueUrl"]

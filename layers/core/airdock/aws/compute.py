@@ -34,6 +34,7 @@ from airdock.aws.broker import SqsBroker
 from airdock.aws.database import AuroraDatabases
 from airdock.aws.discovery import CloudMapDiscovery
 from airdock.aws.errors import TransientError
+from airdock.aws.kms import KmsKeys
 from airdock.aws.logs import CloudWatchLogGroups
 from airdock.aws.secrets import EnvironmentSecrets
 from airdock.aws.task_definitions import CONTAINER, AwsFacts, EcsConfig, image, platform, task_definitions
@@ -73,6 +74,7 @@ class EcsCompute:
         ecs: Any,
         ec2: Any,
         ecr: Any,
+        keys: KmsKeys | None = None,
     ) -> None:
         self.config = config
         self.broker = broker
@@ -85,6 +87,9 @@ class EcsCompute:
         self.ecs = ecs
         self.ec2 = ec2
         self.ecr = ecr
+        # The environment's KmsKey, checked and resolved to its ARN (kms.py); without it, or
+        # without a KmsKey, data at rest is encrypted with AWS managed keys.
+        self.keys = keys
 
     # ================================================================== the blueprint on ECS
 
@@ -103,17 +108,21 @@ class EcsCompute:
     def image(self, env: Environment) -> str:
         return image(self.config, env)
 
+    def _key(self, env: Environment) -> str | None:
+        return self.keys.resolve(env.KmsKey) if self.keys is not None else None
+
     # ================================================================== Compute port
 
     def prepare(self, env: Environment, progress: Progress) -> dict[str, str]:
         preflight.check_network(self.ec2, env, self.web.config.vpc_id)
+        key = self._key(env)
         progress("creating the Celery broker queue")
-        queue = self.broker.ensure(env.Name)
+        queue = self.broker.ensure(env.Name, kms_key=key)
         progress("creating the metadata database")
-        self.databases.ensure(env.Name)
-        self.secrets.ensure(env.Name)
+        self.databases.ensure(env.Name, kms_key=key)
+        self.secrets.ensure(env.Name, kms_key=key)
         self.discovery.ensure(env.Name)
-        self.logs.ensure(env)
+        self.logs.ensure(env, kms_key=key)
         self.web.ensure(env, SSO_HEALTH_PATH)
         return {"CeleryExecutorQueue": queue.arn}
 
@@ -130,13 +139,14 @@ class EcsCompute:
         web access mode and task definitions (registering a revision runs nothing)."""
         preflight.check_network(self.ec2, env, self.web.config.vpc_id)
         preflight.check_image(self.ecr, self.config.image_repository, env)
+        self._key(env)
         self.web.load_balancer(env)
         progress("pre-flight: registering the new task definitions")
         self._register_all(env)
 
     def start(self, env: Environment, progress: Progress) -> None:
         # (Also here for resume of an environment created before a secret key existed.)
-        self.secrets.ensure(env.Name)
+        self.secrets.ensure(env.Name, kms_key=self._key(env))
         plan = self.blueprint(env)
         definitions = self._register_all(env, plan)
         target_group = self.web.ensure(env, SSO_HEALTH_PATH)
@@ -148,11 +158,12 @@ class EcsCompute:
     def replace(self, env: Environment, strategy: str, progress: Progress, *, new_deployment: bool = False) -> None:
         """`new_deployment`: start new tasks even when no task definition changed (a restart)."""
         preflight.check_image(self.ecr, self.config.image_repository, env)
-        self.broker.ensure(env.Name)
-        self.databases.ensure(env.Name)
-        self.secrets.ensure(env.Name)
+        key = self._key(env)
+        self.broker.ensure(env.Name, kms_key=key)
+        self.databases.ensure(env.Name, kms_key=key)
+        self.secrets.ensure(env.Name, kms_key=key)
         self.discovery.ensure(env.Name)
-        self.logs.ensure(env)
+        self.logs.ensure(env, kms_key=key)
         target_group = self.web.ensure(env, SSO_HEALTH_PATH)
         plan = self.blueprint(env)
         current = self._describe(env.Name, list(_EVERY_SERVICE))
@@ -334,6 +345,9 @@ class EcsCompute:
             "tags": [{"key": "airdock:environment", "value": env.Name}, {"key": "airdock:component", "value": component}],
         }
         request.update(attachments)
+        if component == "worker" and self.config.worker_capacity == "FARGATE_SPOT":
+            del request["launchType"]
+            request["capacityProviderStrategy"] = [{"capacityProvider": "FARGATE_SPOT", "weight": 1}]
         if component == WEB_FRONT:
             request["healthCheckGracePeriodSeconds"] = 120
         try:

@@ -54,9 +54,11 @@ class AuroraDatabases:
 
     # ------------------------------------------------------------------ public
 
-    def ensure(self, env_name: str, tags: dict[str, str] | None = None) -> Database:
+    def ensure(self, env_name: str, tags: dict[str, str] | None = None, kms_key: str | None = None) -> Database:
+        """The environment's database, role and credentials secret (encrypted with `kms_key`, the
+        environment's KmsKey, when given)."""
         name, role = naming.pg_identifier(env_name, "db"), naming.pg_identifier(env_name, "user")
-        credentials = self._credentials(env_name, name, role, tags or {})
+        credentials = self._credentials(env_name, name, role, tags or {}, kms_key)
         password = credentials["password"]
         if self._exists("SELECT 1 FROM pg_roles WHERE rolname = :name", role):
             self._execute(f'ALTER ROLE "{role}" WITH LOGIN PASSWORD \'{password}\'')
@@ -83,7 +85,8 @@ class AuroraDatabases:
 
     # ------------------------------------------------------------------ helpers
 
-    def _credentials(self, env_name: str, database: str, role: str, tags: dict[str, str]) -> dict[str, str]:
+    def _credentials(self, env_name: str, database: str, role: str, tags: dict[str, str],
+                     kms_key: str | None = None) -> dict[str, str]:
         secret_id = naming.secret_name(env_name, "database")
         try:
             found = self.sm.get_secret_value(SecretId=secret_id)
@@ -109,11 +112,12 @@ class AuroraDatabases:
                 Name=secret_id,
                 Description=f"Airdock metadata database credentials of environment {env_name}",
                 SecretString=json.dumps(value),
+                **({"KmsKeyId": kms_key} if kms_key else {}),
                 Tags=[{"Key": "airdock:environment", "Value": env_name}] + [{"Key": k, "Value": v} for k, v in tags.items()],
             )
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ResourceExistsException":  # a concurrent run won
-                return self._credentials(env_name, database, role, tags)
+                return self._credentials(env_name, database, role, tags, kms_key)
             if exc.response["Error"]["Code"] == "InvalidRequestException" and "deletion" in str(exc):
                 raise TransientError(f"secret {secret_id} is still being deleted") from None
             raise

@@ -10,10 +10,12 @@ from airdock.aws.data_plane import SecretsManagerKeys, SecretsManagerTargets, St
 from airdock.core.data_plane import AirflowDataPlane
 from airdock.aws.dynamodb_repository import DynamoDbEnvironmentRepository
 from airdock.aws.events import EventBridgeEvents
+from airdock.aws.iam import IamRolePassing
 from airdock.aws.metrics import CloudWatchMetrics
 from airdock.aws.workflows import StepFunctionsWorkflows
 from airdock.core.service import EnvironmentService
 from airdock.core.settings import Settings
+from airdock.core.timing import WorkflowTimings
 
 if TYPE_CHECKING:
     from airdock.aws.compute import EcsCompute
@@ -49,7 +51,7 @@ def build_service(settings: Settings) -> EnvironmentService:
         buckets=S3Buckets(),
         events=EventBridgeEvents(settings.event_bus),
         settings=settings,
-        workflows=StepFunctionsWorkflows(arns) if len(arns) == 3 else None,
+        workflows=StepFunctionsWorkflows(arns, timings=WorkflowTimings.from_settings(settings)) if len(arns) == 3 else None,
         metrics=CloudWatchMetrics(),
         # Pause/resume (API) and maintenance (lifecycle schedule) are carried out by the
         # lifecycle function; without it they stay pending, visibly.
@@ -59,6 +61,8 @@ def build_service(settings: Settings) -> EnvironmentService:
         data_plane=AirflowDataPlane(
             SecretsManagerTargets(SecretsManagerKeys(), https=settings.listener_https),
             StaticRolePolicy.from_json(settings.airflow_roles), UrllibAirflowHttp()),
+        # The caller must be allowed to pass the environment's execution role (aws/iam.py).
+        role_passing=IamRolePassing(settings.account_id),
     )
 
 
@@ -69,6 +73,7 @@ def ecs_compute(settings: Settings, clients: dict[str, Any] | None = None) -> "E
     from airdock.aws.compute import EcsCompute
     from airdock.aws.database import AuroraDatabases, DatabaseCluster
     from airdock.aws.discovery import CloudMapDiscovery, DiscoveryConfig
+    from airdock.aws.kms import KmsKeys
     from airdock.aws.logs import CloudWatchLogGroups
     from airdock.aws.secrets import EnvironmentSecrets
     from airdock.aws.task_definitions import EcsConfig
@@ -107,6 +112,7 @@ def ecs_compute(settings: Settings, clients: dict[str, Any] | None = None) -> "E
             account_id=settings.account_id,
             partition=settings.partition,
             cpu_architecture=settings.cpu_architecture,
+            worker_capacity=settings.worker_capacity,
         ),
         broker=SqsBroker(client("sqs")),
         databases=databases,
@@ -124,6 +130,7 @@ def ecs_compute(settings: Settings, clients: dict[str, Any] | None = None) -> "E
         ecs=client("ecs"),
         ec2=client("ec2"),
         ecr=client("ecr"),
+        keys=KmsKeys(settings.region, client("kms")),
     )
 
 

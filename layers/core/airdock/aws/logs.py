@@ -16,17 +16,22 @@ class CloudWatchLogGroups:
         self.retention_days = retention_days
         self.logs = client or boto3.client("logs")
 
-    def ensure(self, env: Environment) -> dict[str, str]:
+    def ensure(self, env: Environment, kms_key: str | None = None) -> dict[str, str]:
         """Create the groups of the enabled modules (an existing group is kept: it may hold the
-        environment's earlier logs); returns module -> group name."""
+        environment's earlier logs); returns module -> group name. With `kms_key` (the key ARN of
+        the environment's KmsKey; its key policy must let CloudWatch Logs use it) the groups are
+        encrypted with it, an existing one too."""
         groups: dict[str, str] = {}
         for module in enabled_modules(env):
             name = log_group_name(env.Name, module)
             try:
-                self.logs.create_log_group(logGroupName=name, tags={"airdock:environment": env.Name})
+                self.logs.create_log_group(logGroupName=name, tags={"airdock:environment": env.Name},
+                                           **({"kmsKeyId": kms_key} if kms_key else {}))
             except ClientError as exc:
                 if exc.response["Error"]["Code"] != "ResourceAlreadyExistsException":
                     raise
+                if kms_key:
+                    self.logs.associate_kms_key(logGroupName=name, kmsKeyId=kms_key)
             self.logs.put_retention_policy(logGroupName=name, retentionInDays=self.retention_days)
             groups[module] = name
         return groups

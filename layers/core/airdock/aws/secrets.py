@@ -24,9 +24,10 @@ class EnvironmentSecrets:
         self.sm = client
         self.region, self.account_id, self.partition = region, account_id, partition
 
-    def ensure(self, env_name: str) -> dict[str, str]:
-        """Every secret of the environment exists with every key: secret -> ARN."""
-        return {secret: self._ensure(env_name, secret) for secret in SECRET_KEYS}
+    def ensure(self, env_name: str, kms_key: str | None = None) -> dict[str, str]:
+        """Every secret of the environment exists with every key: secret -> ARN. A secret made
+        here is encrypted with `kms_key` (the environment's KmsKey, kms.py) when given."""
+        return {secret: self._ensure(env_name, secret, kms_key) for secret in SECRET_KEYS}
 
     def arns(self, env_name: str) -> dict[str, str]:
         """secret -> ARN of every secret the components name, made or not (a pre-flight of a new
@@ -43,7 +44,7 @@ class EnvironmentSecrets:
                 return f"arn:{self.partition}:secretsmanager:{self.region}:{self.account_id}:secret:{name}"
             raise
 
-    def _ensure(self, env_name: str, secret: str) -> str:
+    def _ensure(self, env_name: str, secret: str, kms_key: str | None = None) -> str:
         name = naming.secret_name(env_name, secret)
         try:
             arn = str(self.sm.describe_secret(SecretId=name)["ARN"])
@@ -60,6 +61,7 @@ class EnvironmentSecrets:
             return str(self.sm.create_secret(
                 Name=name, SecretString=json.dumps(new_secret(secret)),
                 Description=DESCRIPTIONS[secret].format(name=env_name),
+                **({"KmsKeyId": kms_key} if kms_key else {}),
                 Tags=[{"Key": "airdock:environment", "Value": env_name}],
             )["ARN"])
         except ClientError as exc:

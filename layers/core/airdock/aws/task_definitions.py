@@ -30,6 +30,9 @@ class EcsConfig:
     partition: str = "aws"
     cpu_architecture: str = "X86_64"  # or ARM64 (Graviton: ~20 % cheaper; build the image for it)
     assign_public_ip: bool = False
+    # FARGATE_SPOT: the Celery workers on Spot capacity (~70 % cheaper; ECS may reclaim one with two
+    # minutes' notice, which Celery's warm shutdown and Airflow's task retries absorb).
+    worker_capacity: str = "FARGATE"
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,19 @@ class AwsFacts:
     subnet_cidrs: list[str]        # where the environment's tasks (web fronts among them) get addresses
     drain_poll_s: float
 
+
+# ECS replaces a container whose health check has failed `retries` times after its start period
+# (at most 300 s). Before Airflow runs, the entrypoint syncs DAGs and installs requirements.txt,
+# which may take 10+ minutes on Fargate, so the checks tolerate SETUP_ALLOWANCE_S in all: ECS's
+# most retries, spaced out as needed. A component that crashes exits, which ECS sees at once.
+SETUP_ALLOWANCE_S = 1500
+HEALTH_RETRIES = 10
+
+
+def ecs_health_timing(start_period_s: int, interval_s: int) -> dict[str, int]:
+    start = min(start_period_s, 300)
+    interval = min(300, max(interval_s, -(-(SETUP_ALLOWANCE_S - start) // HEALTH_RETRIES)))
+    return {"interval": interval, "timeout": 30, "retries": HEALTH_RETRIES, "startPeriod": start}
 
 def s3_url(env: Environment, key: str | None) -> str | None:
     if not key:
@@ -116,8 +132,7 @@ def task_definition(component: Component, env: Environment, config: EcsConfig, s
     if component.health is not None:
         container["healthCheck"] = {
             "command": ["CMD", "python", "-m", "airdock_runtime.healthcheck", *component.health.args],
-            "interval": component.health.interval_s, "timeout": 30, "retries": 3,
-            "startPeriod": component.health.start_period_s,
+            **ecs_health_timing(component.health.start_period_s, component.health.interval_s),
         }
     level = enabled_modules(env).get(component.log_module or "")
     if level is not None and component.log_module is not None:

@@ -41,12 +41,14 @@ from airdock.core import catalog, schedules, status
 from airdock.core.errors import AirdockError, Interrupted, ValidationError
 from airdock.core.models import Environment
 from airdock.core.ports import Clock, EnvironmentRecord, Health, SystemClock
+from airdock.core.timing import LifecycleTimings
 
 log = logging.getLogger(__name__)
 
 OPERATIONS = ("pause", "resume", "maintain", "recover")
 PAUSED_REASON = "Paused by Airdock: no Airflow component runs; metadata and DAG history are kept. Resume to continue."
 RECOVERING_REASON = "Recovering: Airdock restarted; starting the Airflow components again"
+# Health budgets of the operations without a deployment's LifecycleTimings (core/timing.py).
 RESUME_TIMEOUT_S = 120.0
 MAINTENANCE_HEALTH_TIMEOUT_S = 300.0
 # Recovery starts every environment of the server at once, on a machine that may be busy: be generous.
@@ -90,11 +92,12 @@ def newest_patch(version: str) -> str:
 
 class Lifecycle:
     def __init__(self, service: Any, compute: LifecycleCompute, clock: Clock | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, timings: LifecycleTimings | None = None) -> None:
         self.service = service
         self.compute = compute
         self.clock = clock or SystemClock()
         self.sleep = sleep
+        self.timings = timings
 
     # ------------------------------------------------------------------ deciding
 
@@ -237,6 +240,11 @@ class Lifecycle:
             return  # finished already, superseded, or the environment is gone: a re-run is a no-op
         try:
             steps[operation](record)
+        except _HandOver:
+            # This run may wait no longer (on AWS: the Lambda timeout is near); the operation is
+            # still running in the record, and a new run picks it up where the wait was.
+            log.info("lifecycle %s of %s still waiting for Airflow; continuing in a new run", operation, name)
+            self.service.start_lifecycle(operation, name)
         except Interrupted:
             log.info("lifecycle %s of %s interrupted by a shutdown; the next start resumes it", operation, name)
         except Exception as exc:
@@ -256,7 +264,7 @@ class Lifecycle:
         env = record.environment
         progress = self._progress(env.Name, "Resuming")
         self.compute.resume(env, progress)
-        self._wait_healthy(env, RESUME_TIMEOUT_S, progress)
+        self._wait_healthy(record, self.timings.resume_s if self.timings else RESUME_TIMEOUT_S, progress)
         self._finish(env.Name, status.PENDING, env)
 
     def _maintain(self, record: EnvironmentRecord) -> None:
@@ -264,14 +272,15 @@ class Lifecycle:
         env = record.environment.model_copy(update={"AirflowVersion": target})
         progress = self._progress(env.Name, "Maintenance")
         self.compute.restart(env, "GRACEFUL", progress)
-        self._wait_healthy(env, MAINTENANCE_HEALTH_TIMEOUT_S, progress)
+        self._wait_healthy(record, self.timings.maintenance_s if self.timings else MAINTENANCE_HEALTH_TIMEOUT_S,
+                           progress, env)
         self._finish(env.Name, status.MAINTENANCE, env)
 
     def _recover(self, record: EnvironmentRecord) -> None:
         env = record.environment
         progress = self._progress(env.Name, "Recovering")
         self.compute.start(env, progress)
-        self._wait_healthy(env, RECOVER_HEALTH_TIMEOUT_S, progress)
+        self._wait_healthy(record, self.timings.recover_s if self.timings else RECOVER_HEALTH_TIMEOUT_S, progress)
         if self.service.record(env.Name).environment.Status != status.UNAVAILABLE:
             # An update, delete or pause took the environment over meanwhile: it decides now.
             def done(r: EnvironmentRecord) -> None:
@@ -305,16 +314,26 @@ class Lifecycle:
         except Exception:  # the environment changed hands (deleted, updated): nothing to report on
             log.exception("recording the failed %s of %s", operation, name)
 
-    def _wait_healthy(self, env: Environment, timeout_s: float, progress: Callable[[str], None]) -> None:
-        deadline = time.monotonic() + timeout_s
+    def _wait_healthy(self, record: EnvironmentRecord, timeout_s: float, progress: Callable[[str], None],
+                      env: Environment | None = None) -> None:
+        """Wait until Airflow is healthy, at most `timeout_s` from the operation's start (a run
+        that continues an earlier one keeps its deadline); hand over to a new run after
+        `timings.per_run_s` of waiting in this one."""
+        env = env or record.environment
+        started = float((record.internal.get("lifecycle") or {}).get("started") or self._now())
+        per_run = self.timings.per_run_s if self.timings else None
+        handover = time.monotonic() + per_run if per_run else None
         detail = ""
-        while time.monotonic() < deadline:
+        while True:
             health = self.compute.health(env)
             if health.healthy:
                 return
             detail = health.detail
-            self.sleep(1.0)
-        raise ValidationError(f"Airflow did not become healthy within {timeout_s:.0f}s: {detail}")
+            if self._now() - started >= timeout_s:
+                raise ValidationError(f"Airflow did not become healthy within {timeout_s:.0f}s: {detail}")
+            if handover is not None and time.monotonic() >= handover:
+                raise _HandOver()
+            self.sleep(self.timings.poll_s if self.timings else 1.0)
 
     def _progress(self, name: str, what: str) -> Callable[[str], None]:
         def report(message: str) -> None:
@@ -335,6 +354,10 @@ class Lifecycle:
 
     def _now(self) -> float:
         return self.service.clock.now().timestamp()
+
+
+class _HandOver(Exception):
+    """This run of an operation has waited as long as one run may."""
 
 
 def _should_run(record: EnvironmentRecord) -> bool:

@@ -14,6 +14,7 @@ from airdock.core.errors import ProvisioningError
 from airdock.core.models import Environment, LastUpdateShape, UpdateError
 from airdock.core.ports import Compute, EnvironmentRecord
 from airdock.core.service import EnvironmentService
+from airdock.core.timing import WorkflowTimings
 
 log = logging.getLogger(__name__)
 
@@ -103,12 +104,24 @@ class Provisioner:
         return {}
 
     def check_health(self, event: dict[str, Any]) -> dict[str, Any]:
-        env = self._env(event)
-        health = self.compute.health(env)
+        """One health check of a loop the workflow runs until Airflow is healthy or the budget
+        (`budget_s` from the first check, core/timing.py; plus `drain_s` after a GRACEFUL update,
+        whose busy workers finish first) is spent. The deadline goes back into the loop's state."""
+        record = self.service.record(event["Name"])
+        health = self.compute.health(record.environment)
         attempts = int(event.get("attempts", 0)) + 1
-        if not health.healthy and attempts >= int(event.get("max_attempts", 100)):
-            raise ProvisioningError("HEALTH_CHECK_TIMEOUT", f"Airflow did not become healthy: {health.detail}")
-        return {"healthy": health.healthy, "attempts": attempts, "detail": health.detail}
+        now = self.service.clock.now().timestamp()
+        deadline = float(event.get("deadline") or 0)
+        if not deadline:
+            budget = float(event.get("budget_s", WorkflowTimings.health_s))
+            update = record.environment.LastUpdate
+            if event.get("drain_s") and update is not None and (update.WorkerReplacementStrategy or "GRACEFUL") == "GRACEFUL":
+                budget += float(event["drain_s"])
+            deadline = now + budget
+        if not health.healthy and now >= deadline:
+            raise ProvisioningError("HEALTH_CHECK_TIMEOUT", f"Airflow did not become healthy after {attempts} checks: "
+                                    f"{health.detail}")
+        return {"healthy": health.healthy, "attempts": attempts, "detail": health.detail, "deadline": deadline}
 
     def mark_available(self, event: dict[str, Any]) -> dict[str, Any]:
         env = self._env(event)

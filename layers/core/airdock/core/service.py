@@ -11,7 +11,7 @@ import logging
 import uuid
 from typing import TYPE_CHECKING, Any, Callable
 
-from airdock.core import catalog, rules, status
+from airdock.core import catalog, role_passing, rules, status
 from airdock.core.conflicts import retry_on_conflict
 from airdock.core.errors import (
     AlreadyExists,
@@ -53,6 +53,7 @@ from airdock.core.settings import Settings
 if TYPE_CHECKING:
     from airdock.core.authorization import Authorizer, Target
     from airdock.core.lifecycle import LifecycleRunner
+    from airdock.core.role_passing import RolePassing
 
 log = logging.getLogger(__name__)
 
@@ -70,12 +71,15 @@ class EnvironmentService:
         metrics: Metrics | None = None,
         lifecycle: "LifecycleRunner | None" = None,
         authorizer: "Authorizer | None" = None,
+        role_passing: "RolePassing | None" = None,
     ) -> None:
         """Ports the deployment may lack: `workflows` (without: changes stay pending, visibly;
         control-plane-only mode), `data_plane` (CLI/web login tokens, InvokeRestApi), `lifecycle`
         (carries pause/resume/maintenance out asynchronously, core/lifecycle.py), `authorizer`
         (per-request IAM-style evaluation where the deployment does it itself, locally; on AWS,
-        API Gateway's AWS_IAM authorization has IAM evaluate the caller before the function)."""
+        API Gateway's AWS_IAM authorization has IAM evaluate the caller before the function),
+        `role_passing` (whether a caller may hand an environment the execution role it names, as
+        MWAA requires iam:PassRole of it; core/role_passing.py)."""
         self.repository = repository
         self.buckets = buckets
         self.events = events
@@ -86,6 +90,7 @@ class EnvironmentService:
         self.metrics = metrics
         self.lifecycle = lifecycle
         self.authorizer = authorizer
+        self.role_passing = role_passing
 
     def authorize(self, caller: Caller, target: "Target") -> None:
         """Raise AccessDenied unless `caller` may perform `target` (no-op without an authorizer)."""
@@ -98,6 +103,7 @@ class EnvironmentService:
         env = self._new_environment(request)
         rules.check_environment(env)
         _check_schedule_tags(env.Tags)
+        role_passing.check(self.role_passing, caller, env.ExecutionRoleArn)
         self._check_sources(env)
         record = EnvironmentRecord(environment=env)
         try:
@@ -128,6 +134,8 @@ class EnvironmentService:
         merged = self._merge(record.environment, request, changes)
         rules.check_environment(merged)
         rules.check_version_change(record.environment.AirflowVersion, merged.AirflowVersion)
+        if "ExecutionRoleArn" in changes:
+            role_passing.check(self.role_passing, caller, merged.ExecutionRoleArn)
         self._check_sources(merged)
         previous = record.environment
         merged.Status = status.UPDATING

@@ -88,6 +88,16 @@ class Settings(BaseSettings):
     log_retention_days: int = 30
     discovery_namespace_id: str | None = None
     discovery_namespace: str | None = None
+    worker_capacity: str = Field(default="FARGATE", pattern=r"^FARGATE(_SPOT)?$")  # the Celery workers'
+    # How long workflow steps, health waits and lifecycle runs may take (core/timing.py); None:
+    # the defaults there, which are local mode's.
+    step_timeout_s: int | None = Field(default=None, ge=1)
+    health_timeout_s: int | None = Field(default=None, ge=1)
+    drain_timeout_s: int | None = Field(default=None, ge=0)
+    health_poll_s: int | None = Field(default=None, ge=1)
+    lifecycle_health_timeout_s: float | None = Field(default=None, gt=0)
+    lifecycle_run_s: float | None = Field(default=None, gt=0)
+    lifecycle_poll_s: float | None = Field(default=None, gt=0)
 
     @classmethod
     def from_environ(cls) -> "Settings":

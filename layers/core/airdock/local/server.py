@@ -22,7 +22,7 @@ from airdock.local import console_routes
 from airdock.core.errors import AirdockError
 from airdock.core.operations import ALL_OPERATIONS
 from airdock.core.paths import percent_decode
-from airdock.local.functions import load_function, load_function_instance
+from airdock.local.functions import load_function_instance
 from airdock.local.context import LocalContext
 from airdock.local.sigv4 import SigV4Error, verify_request
 
@@ -149,7 +149,9 @@ class LocalEndpoint:
     def __init__(self, context: LocalContext, clock: Callable[[], datetime] | None = None) -> None:
         self.context = context
         self.clock = clock or (lambda: datetime.now(timezone.utc))
-        self.api = load_function("api")
+        # A copy of its own: the override below must not reach another host of the handler in
+        # this process (a test running the Lambda composition, another endpoint).
+        self.api = load_function_instance("api", f"endpoint{id(self)}")
         # Powertools' own dependency injection swaps the AWS adapters for the local ones.
         self.api.app.dependency_overrides[self.api.environment_service] = lambda: context.service
         # One copy of the API function per worker thread (see load_function_instance).

@@ -10,6 +10,7 @@ from typing import Any
 
 import airdock
 from airdock.core.ports import WorkflowKind
+from airdock.core.timing import WorkflowTimings
 from airdock.local.executions import SqliteExecutionStore
 from airdock.local.stepfunctions import LocalStepFunctions, substitute
 
@@ -34,13 +35,16 @@ def load_definitions(region: str, account_id: str) -> dict[str, str]:
 
 
 class LocalWorkflows:
-    def __init__(self, engine: LocalStepFunctions) -> None:
+    def __init__(self, engine: LocalStepFunctions, timings: WorkflowTimings | None = None) -> None:
         self.engine = engine
+        # Local steps block (runtime builds, graceful drains): core/timing.py's defaults.
+        self.timings = timings or WorkflowTimings()
 
     def start(self, kind: WorkflowKind, name: str, payload: dict[str, Any]) -> str:
         # Execution names must be unique per state machine and ≤ 80 chars of [A-Za-z0-9-_].
         safe = re.sub(r"[^A-Za-z0-9_-]", "-", name)[:40]
-        return self.engine.start_execution(STATE_MACHINES[kind], payload, name=f"{safe}-{uuid.uuid4().hex[:12]}")
+        return self.engine.start_execution(STATE_MACHINES[kind], {**payload, "Timeouts": self.timings.execution_input()},
+                                           name=f"{safe}-{uuid.uuid4().hex[:12]}")
 
 
 def build_engine(db_path: Path, region: str, account_id: str, provisioner_handler: Any) -> LocalStepFunctions:
