@@ -12,6 +12,7 @@ from functools import lru_cache
 from airdock.core.autoscaling import Autoscaler, AutoscalingConfig
 from airdock.core.lifecycle import Lifecycle
 from airdock.core.provisioning import Provisioner
+from airdock.core.serverless.service import WorkflowService
 from airdock.core.service import EnvironmentService
 from airdock.core.settings import settings
 
@@ -51,3 +52,11 @@ def lifecycle() -> Lifecycle:
     from airdock.aws import factory
 
     return Lifecycle(environment_service(), factory.ecs_compute(settings()))
+
+
+@lru_cache(maxsize=1)
+def workflow_service() -> WorkflowService:
+    """MWAA Serverless's service (local mode passes its own to the handler)."""
+    from airdock.aws.serverless.factory import build_workflow_service
+
+    return build_workflow_service(settings())
