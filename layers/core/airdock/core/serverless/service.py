@@ -442,7 +442,7 @@ class WorkflowService:
         try:
             self.engine.trigger(run.dag_id, run.run_id, dict(run.override_parameters or {}))
         except EngineUnavailable as exc:
-            log.info("run %s of %s waits for the engine: %s", run.run_id, run.dag_id, exc)
+            log.debug("run %s of %s waits for the engine: %s", run.run_id, run.dag_id, exc)
             return run
         return self._update_run(workflow, run, lambda r: r.model_copy(update={
             "triggered": True, "status": "QUEUED" if r.status == "STARTING" else r.status}))

@@ -17,10 +17,10 @@ _SENSITIVE = ("Environment", "OverrideParameters")
 
 
 def _path(loc: tuple[Any, ...]) -> str:
+    if loc and loc[-1] == "[key]":  # a bad map key is the map's fault, as AWS reports it
+        loc = loc[:-2]
     parts: list[str] = []
     for item in loc:
-        if item == "[key]":
-            continue
         parts.append(f"[{item}]" if isinstance(item, int) else str(item))
     return ".".join(parts).replace(".[", "[")
 
