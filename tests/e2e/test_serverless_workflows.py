@@ -6,7 +6,8 @@ the first workflow, in about half a minute; every later run starts in a second o
 from __future__ import annotations
 
 import json
-import signal
+import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from support.serverless import BASH, EMPTY, PYTHON, ROLE, put, task_instances, w
 pytestmark = pytest.mark.airflow
 
 BUCKET = "serverless-flows"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "serverless"
 CODE = '''import os
 
 
@@ -213,6 +215,92 @@ def test_deleting_a_workflow_removes_everything(server: LiveServer, client: Any,
     assert not list((server.data_dir / "serverless" / "snapshots").glob("doomed-*"))
     dag_id = f"{arn.rsplit('/', 1)[1]}__{created['WorkflowVersion']}"
     assert airflow_status(server, f"/dags/{dag_id}") == 404
+
+
+def test_the_amazon_providers_mwaa_serverless_operators_and_sensor_work_unchanged(
+        server: LiveServer, bucket: Path) -> None:
+    from airdock.local.serverless.engine_runtime import ensure_runtime
+
+    provider = ensure_runtime("provider-9.39.0-py3.12")
+    put(bucket, "provider/ok.yaml", f"ok:\n  tasks:\n    t:\n      operator: {EMPTY}\n")
+    put(bucket, "provider/failing.yaml", f"failing:\n  tasks:\n    t:\n      operator: {BASH}\n      retries: 0\n"
+                                         "      bash_command: 'exit 1'\n")
+    key, secret = server.credentials()
+    connection = {"conn_type": "aws", "login": key, "password": secret,
+                  "extra": {"endpoint_url": server.endpoint, "region_name": "us-east-1"}}
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(server.data_dir.parent), "AIRFLOW_HOME": str(server.data_dir.parent / "af"),
+           "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(connection)}
+    out = subprocess.run([str(provider.python), str(FIXTURES / "provider_operators.py"), BUCKET, "provider/ok.yaml",
+                          "provider/failing.yaml", ROLE], capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["skipped_arn"] == result["arn"]
+    assert "provider-flow-" in str(result["arn"])
+    assert "FAILED" in result["failure"] and "Workflow execution failed" in result["failure"]
+
+
+def test_yaml_from_the_aws_python_to_yaml_converter_is_accepted_and_runs(
+        server: LiveServer, client: Any, bucket: Path, tmp_path: Path) -> None:
+    from airdock.local.serverless.engine_runtime import ensure_runtime
+
+    converter = ensure_runtime("converter-0.1.4-py3.12")
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "converted.py").write_text(CONVERTED_DAG)
+    env = {"PATH": f"{converter.venv / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path), "AIRFLOW_HOME": str(tmp_path / "af"),
+           "DAG_FACTORY_ENABLE_TELEMETRY": "False", "SCARF_ANALYTICS": "false"}
+    out = subprocess.run([str(converter.venv / "bin" / "dag-converter"), "convert", str(tmp_path / "in"), "--output",
+                          str(tmp_path / "out")], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    yaml_text = (tmp_path / "out" / "converted_dag.yaml").read_text()
+    assert "trigger_rule" in yaml_text  # what the converter writes and the service ignores
+    created = create(client, bucket, "converted", yaml_text)
+    assert any("ignored attributes" in w for w in created["Warnings"])
+    arn = created["WorkflowArn"]
+    run_id = client.start_workflow_run(WorkflowArn=arn)["RunId"]
+    assert wait_run(client, arn, run_id)["RunDetail"]["RunState"] == "SUCCESS"
+
+
+def test_the_airflow_ui_link_shows_only_the_workflows_the_caller_may_see(
+        server: LiveServer, client: Any, bucket: Path) -> None:
+    import requests
+
+    mine = create(client, bucket, "team-a-flow", f"team-a-flow:\n  tasks:\n    t:\n      operator: {EMPTY}\n")
+    create(client, bucket, "team-b-flow", f"team-b-flow:\n  tasks:\n    t:\n      operator: {EMPTY}\n")
+    prefix = "arn:aws:airflow-serverless:us-east-1:000000000000:workflow"
+    policy = server.data_dir.parent / "team-a.json"
+    policy.write_text(json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "airflow-serverless:GetWorkflow", "Resource": f"{prefix}/team-a-*"},
+        {"Effect": "Allow", "Action": "airflow-serverless:CreateAirflowUiUrl", "Resource": "*"}]}))
+    made = json.loads(subprocess.run([sys.executable, "-m", "airdock.cli", "keys", "create", "team-a", "--json",
+                                      "--policy", str(policy), "--data-dir", str(server.data_dir)],
+                                     capture_output=True, text=True, check=True).stdout)
+    team_a = server.client("mwaa-serverless", key=(made["AccessKeyId"], made["SecretAccessKey"]))
+    link = team_a.create_airflow_ui_url(ExpiresInSeconds=60)
+    assert len(link["SessionId"]) == 32 and link["UrlExpiresAt"] < link["SessionExpiresAt"]
+    browser = requests.Session()
+    signed_in = browser.get(link["AuthorizedUrl"], allow_redirects=False, timeout=30)
+    assert signed_in.status_code == 303, signed_in.text
+    token = browser.cookies["_token"]
+    deadline = time.monotonic() + 90
+    while True:  # until the DAG processor has parsed the new workflows
+        dags = browser.get(link["AuthorizedUrl"].split("/auth/")[0] + "/api/v2/dags?limit=1000",
+                           headers={"Authorization": f"Bearer {token}"}, timeout=30).json()["dags"]
+        if dags or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert {d["dag_id"].rsplit("__", 1)[0] for d in dags} == {mine["WorkflowArn"].rsplit("/", 1)[1]}
+    assert requests.get(link["AuthorizedUrl"], allow_redirects=False, timeout=30).status_code == 403  # one-time
+
+
+CONVERTED_DAG = """from datetime import datetime
+
+from airflow import DAG
+from airflow.providers.standard.operators.empty import EmptyOperator
+
+with DAG("converted_dag", schedule=None, start_date=datetime(2026, 1, 1), catchup=False,
+         default_args={"retries": 1}) as dag:
+    EmptyOperator(task_id="start") >> EmptyOperator(task_id="finish")
+"""
 
 
 def airflow_status(server: LiveServer, path: str) -> int:

@@ -24,6 +24,7 @@ from airdock.core.operations import ALL_OPERATIONS
 from airdock.core.paths import percent_decode
 from airdock.local.functions import load_function, load_function_instance
 from airdock.local.context import LocalContext
+from airdock.local import sts
 from airdock.local.serverless import endpoint as serverless_endpoint
 from airdock.local.sigv4 import SigV4Error, verify_request
 
@@ -184,6 +185,9 @@ class LocalEndpoint:
             return
         if serverless_endpoint.is_serverless(scope):  # MWAA Serverless: POST / with X-Amz-Target
             await serverless_endpoint.handle(self.context, self.clock, scope, body, send)
+            return
+        if sts.is_sts(scope, body):  # STS GetCallerIdentity (clients learning their account)
+            await sts.handle(self.context, self.clock, scope, body, send)
             return
         if console_routes.is_extension(path):  # the console's signed read-only extensions
             await console_routes.handle_extension(self.context, self.clock, scope, body, send)

@@ -158,6 +158,8 @@ class LocalEngine:
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
             "AIRFLOW__CORE__FERNET_KEY": s["fernet_key"],
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api_url}/execution/",
+            "AIRFLOW__CORE__AUTH_MANAGER": "airdock_serverless_engine.auth.AirdockAuthManager",
+            "AIRDOCK_ENGINE_UI_STATE": str(self.root / "ui-sessions.db"),
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.home / "passwords.json"),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN":
