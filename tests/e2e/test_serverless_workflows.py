@@ -307,7 +307,7 @@ def airflow_status(server: LiveServer, path: str) -> int:
     """The engine's own REST API (its JWT secret is in the data dir)."""
     import urllib.error
 
-    from airdock.local.airflow_auth import mint_airflow_jwt
+    from airdock_runtime.airflow_auth import mint_airflow_jwt
 
     engine = server.data_dir / "serverless" / "engine"
     secret = json.loads((engine / "secrets.json").read_text())["jwt_secret"]

@@ -1,6 +1,7 @@
 """The local MWAA Serverless engine: one Airflow 3.0.6 for the whole installation.
 
-Processes (supervised, restarted when they crash): a PostgreSQL (the metadata database), the API
+Processes (supervised, restarted when they crash): a PostgreSQL (the metadata database; the
+`pgserver` binaries of Airdock's own environment, as for environments), the API
 server (one worker), the scheduler with the LocalExecutor and the DAG processor. Every workflow
 version is one DAG: a two-line DAG file in the engine's DAGs folder that builds it with
 dag-factory from the version's snapshot (`airdock_serverless_engine.loader`). Each task runs in
@@ -35,11 +36,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 import airdock_serverless_engine
+from airdock_runtime.airflow_auth import mint_airflow_jwt
 from airdock.core.serverless.definition import DefinitionError
 from airdock.core.serverless.errors import EngineUnavailable
 from airdock.core.serverless.ports import Deployment, EngineRun, EngineTask
-from airdock.local.airflow_auth import mint_airflow_jwt
-from airdock.local.airflow_env import as_postgres_user, pick_free_port
+from airdock.local.embedded_postgres import as_postgres_user, postgres_bin_dir
+from airdock.local.environment_files import pick_free_port
 from airdock.local.serverless.engine_runtime import EngineRuntime, ensure_runtime
 from airdock.local.supervisor import ComponentSpec, ComponentState, Supervisor, dies_with_caller, reap_orphans
 
@@ -359,7 +361,7 @@ class LocalEngine:
         os.chmod(self.root, 0o755)  # PostgreSQL runs as another user in a user namespace when we are root
         try:
             out = subprocess.run(dies_with_caller(as_postgres_user([
-                str(runtime.postgres_bin_dir / "initdb"), "-D", str(tmp), "-U", "airflow", "-E", "UTF8",
+                str(postgres_bin_dir() / "initdb"), "-D", str(tmp), "-U", "airflow", "-E", "UTF8",
                 "--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={pwfile}", "--no-sync",
                 "--no-instructions"])), capture_output=True, text=True, env={**self.base_env(), "LC_ALL": "C"})
         finally:
@@ -369,7 +371,7 @@ class LocalEngine:
         os.replace(tmp, self.pgdata)
 
     def _psql(self, runtime: EngineRuntime, sql: str) -> str:
-        out = subprocess.run(dies_with_caller([str(runtime.postgres_bin_dir / "psql"), "-h", "127.0.0.1", "-p",
+        out = subprocess.run(dies_with_caller([str(postgres_bin_dir() / "psql"), "-h", "127.0.0.1", "-p",
                                                str(self.ports["postgres"]), "-U", "airflow", "-d", "postgres",
                                                "-v", "ON_ERROR_STOP=1", "-tAc", sql]),
                              capture_output=True, text=True,
@@ -382,7 +384,7 @@ class LocalEngine:
         status = self.supervisor.status("postgres")
         if status is None or status.state not in (ComponentState.RUNNING, ComponentState.BACKOFF):
             argv = as_postgres_user([
-                str(runtime.postgres_bin_dir / "postgres"), "-D", str(self.pgdata), "-p", str(self.ports["postgres"]),
+                str(postgres_bin_dir() / "postgres"), "-D", str(self.pgdata), "-p", str(self.ports["postgres"]),
                 "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=", "-c", "max_connections=300",
                 "-c", "shared_buffers=32MB", "-c", "synchronous_commit=off"])
             self.supervisor.start(ComponentSpec(name="postgres", argv=argv, env=self.base_env(), cwd=self.root,

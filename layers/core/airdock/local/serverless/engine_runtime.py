@@ -62,13 +62,6 @@ class EngineRuntime:
     def airflow(self) -> Path:
         return self.venv / "bin" / "airflow"
 
-    @property
-    def postgres_bin_dir(self) -> Path:
-        found = sorted(self.venv.glob("lib/python*/site-packages/pgserver/pginstall/bin"))
-        if not found:
-            raise RuntimeBuildError(f"runtime {self.venv} has no pgserver PostgreSQL binaries")
-        return found[0]
-
 
 def ensure_runtime(lock: str = ENGINE_LOCK, cache_dir: Path | None = None,
                    progress: Callable[[str], None] = lambda _m: None) -> EngineRuntime:
