@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -101,6 +102,27 @@ def test_bash_python_and_empty_tasks_run_to_success_with_status_xcom_and_log(
     shout = list(log.glob(f"dag_id=*/run_id={started['RunId']}/task_id=shout/attempt=1.log"))
     assert tasks["shout"]["LogStream"].endswith(f"run_id={started['RunId']}/task_id=shout/attempt=1.log")
     assert "bash says hi to airdock in code" in shout[0].read_text()
+    # The same log through Airdock's signed extension (the console's) and `airdock workflow-logs`.
+    log = signed_get(server, "/_airdock/serverless/task-logs", {"WorkflowArn": pipeline, "RunId": started["RunId"],
+                                                                 "TaskId": "shout"}).json()
+    assert log["LogStream"] == tasks["shout"]["LogStream"] and log["AttemptNumber"] == 1
+    assert any("bash says hi to airdock in code" in e["message"] for e in log["Events"])
+    cli = subprocess.run([sys.executable, "-m", "airdock.cli", "workflow-logs", "pipeline", started["RunId"], "--task",
+                          "greet", "--data-dir", str(server.data_dir)], capture_output=True, text=True, timeout=60)
+    assert cli.returncode == 0, cli.stderr
+    assert "greeting from the code folder" in cli.stdout and "task_id=greet/attempt=1.log" in cli.stdout
+
+
+def signed_get(server: LiveServer, path: str, query: dict[str, str]) -> Any:
+    import requests
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    url = f"{server.endpoint}{path}?{urllib.parse.urlencode(query)}"
+    request = AWSRequest(method="GET", url=url)
+    SigV4Auth(Credentials(*server.credentials()), "airflow-serverless", "us-east-1").add_auth(request)
+    return requests.get(url, headers=dict(request.headers), timeout=30)
 
 
 def test_a_failing_task_fails_the_run_with_its_error(client: Any, bucket: Path) -> None:

@@ -186,6 +186,9 @@ class LocalEndpoint:
         if serverless_endpoint.is_serverless(scope):  # MWAA Serverless: POST / with X-Amz-Target
             await serverless_endpoint.handle(self.context, self.clock, scope, body, send)
             return
+        if path == serverless_endpoint.LOGS_PATH and scope["method"] == "GET":  # the console's task logs
+            await serverless_endpoint.handle_logs(self.context, self.clock, scope, body, send)
+            return
         if sts.is_sts(scope, body):  # STS GetCallerIdentity (clients learning their account)
             await sts.handle(self.context, self.clock, scope, body, send)
             return

@@ -535,6 +535,23 @@ class WorkflowService:
             "StartedAt": ts(task.started_at), "EndedAt": ts(task.ended_at), "AttemptNumber": task.attempt,
             "ErrorMessage": task.error, "TaskId": task.task_id, "LogStream": task.log_stream, "Xcom": xcom})
 
+    def task_log(self, arn: str, run_id: str, task_id: str, attempt: int | None, caller: Caller) -> dict[str, Any]:
+        """One attempt's log (Airdock's extension; what CloudWatch's LogStream holds on AWS),
+        authorized as GetTaskInstance."""
+        workflow = self._workflow(arn, caller, "GetTaskInstance")
+        run = self._run(workflow, run_id)
+        task = next((t for t in run.tasks if t.task_id == task_id or t.task_instance_id == task_id), None)
+        if task is None:
+            raise NotFoundError(f"Task {task_id} of run {run_id} does not exist.", task_id, TASK)
+        attempt = attempt or max(task.attempt, 1)
+        try:
+            events = self.engine.task_log(run.dag_id, run.run_id, task.task_id, attempt)
+        except EngineUnavailable:
+            events = []
+        return {"LogGroup": self.log_group(workflow, self._version(workflow, run.version)),
+                "LogStream": self.engine.log_stream(workflow.workflow_id, run.run_id, task.task_id, attempt),
+                "TaskId": task.task_id, "AttemptNumber": attempt, "Events": events}
+
     # ---- the Airflow UI --------------------------------------------------------------------------
 
     def create_airflow_ui_url(self, request: CreateAirflowUiUrlRequest, caller: Caller,
