@@ -368,8 +368,9 @@ def test_a_server_killed_mid_run_resumes_without_losing_run_or_task_history(
     server.start(timeout=120)
     again = server.client("mwaa-serverless", read_timeout=120)
     run = wait_run(again, arn, run_id, timeout=300)
-    assert run["RunDetail"]["RunState"] == "SUCCESS"
     tasks = task_instances(again, arn, run_id)
+    assert run["RunDetail"]["RunState"] == "SUCCESS", (run["RunDetail"], {
+        t: (d["Status"], d["AttemptNumber"], d.get("ErrorMessage")) for t, d in tasks.items()})
     assert tasks["first"]["Status"] == "SUCCESS" and tasks["slow"]["Status"] == "SUCCESS"
     history = {r["RunId"]: r["RunDetailSummary"]["Status"] for r in again.list_workflow_runs(WorkflowArn=arn)["WorkflowRuns"]}
     assert history == {done: "SUCCESS", run_id: "SUCCESS"}

@@ -120,3 +120,11 @@ def test_a_missed_schedule_is_made_up_once_with_its_newest_occurrence() -> None:
     last = datetime(2026, 12, 7, 8, 0, tzinfo=timezone.utc)
     assert schedule.latest_due(last, NOW, last) == datetime(2026, 12, 7, 12, 0, tzinfo=timezone.utc)
     assert schedule.latest_due(NOW, NOW, last) is None
+
+
+def test_mwaa_serverless_defaults_apply_where_the_definition_is_silent() -> None:
+    built = check_definition(definition(head="  default_args: {retries: 0}\n"), now=NOW).for_dag("d")["d"]
+    assert built["default_args"]["retries"] == 0  # the definition's own value wins
+    assert built["default_args"]["retry_delay"] == {"__type__": "datetime.timedelta", "seconds": 300}
+    assert built["default_args"]["execution_timeout"] == {"__type__": "datetime.timedelta", "seconds": 3600}
+    assert check_definition(definition(), now=NOW).for_dag("d")["d"]["default_args"]["retries"] == 1

@@ -55,6 +55,16 @@ def _before_task(code_dir: str, previous: Any) -> Any:
     return pre_execute
 
 
+def executor_config(meta: dict[str, Any]) -> dict[str, Any]:
+    config: dict[str, Any] = {"overrides": {"taskRoleArn": meta["role_arn"]}}
+    network = meta.get("network") or {}
+    if network.get("SubnetIds") or network.get("SecurityGroupIds"):
+        config["networkConfiguration"] = {"awsvpcConfiguration": {
+            k: v for k, v in (("subnets", network.get("SubnetIds")), ("securityGroups", network.get("SecurityGroupIds")))
+            if v}}
+    return config
+
+
 def load_version(version_dir: str | Path, namespace: dict[str, Any]) -> None:
     from dagfactory import load_yaml_dags
 
@@ -63,9 +73,15 @@ def load_version(version_dir: str | Path, namespace: dict[str, Any]) -> None:
     before = set(namespace)
     load_yaml_dags(globals_dict=namespace, config_filepath=str(folder / "dag.yaml"))
     code_dir = str(folder / "code")
+    meta_file = folder / "meta.json"
+    meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
     for name in set(namespace) - before:
         dag = namespace[name]
         for task in getattr(dag, "tasks", []):
+            if meta.get("role_arn") and os.environ.get("AIRFLOW__CORE__EXECUTOR", "").endswith("AwsEcsExecutor"):
+                # Airflow's ECS executor merges executor_config into RunTask: each task runs as
+                # the workflow's role, in the workflow's subnets and security groups if it has them.
+                task.executor_config = executor_config(meta)
             if type(task).__name__ == "BashOperator" and getattr(task, "cwd", None) is None and os.path.isdir(code_dir):
                 task.cwd = code_dir
             task._pre_execute_hook = _before_task(code_dir, getattr(task, "_pre_execute_hook", None))

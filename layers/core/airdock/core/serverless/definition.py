@@ -26,6 +26,12 @@ MAX_RETRY_DELAY_S = 300
 MAX_EXECUTION_TIMEOUT_S = 3600
 MAX_ACTIVE_RUNS = 16
 DEFAULTS_KEY = "default"
+# MWAA Serverless's defaults where the definition says nothing (supported-airflow-parameters).
+SERVICE_DEFAULTS: dict[str, Any] = {
+    "retries": 1,
+    "retry_delay": {"__type__": "datetime.timedelta", "seconds": MAX_RETRY_DELAY_S},
+    "execution_timeout": {"__type__": "datetime.timedelta", "seconds": MAX_EXECUTION_TIMEOUT_S},
+}
 
 ALLOWED_OPERATORS = frozenset({
     "airflow.providers.standard.operators.empty.EmptyOperator", "airflow.operators.empty.EmptyOperator",
@@ -102,6 +108,9 @@ class CheckedDefinition:
         never scheduled by Airflow itself (Airdock fires schedules)."""
         dag = copy.deepcopy(self.dag)
         dag["dag_id"] = dag_id
+        defaults = dag.setdefault("default_args", {})
+        for key, value in SERVICE_DEFAULTS.items():
+            defaults.setdefault(key, copy.deepcopy(value))
         dag["schedule"] = None
         dag["catchup"] = False
         if description:

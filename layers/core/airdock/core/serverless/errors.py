@@ -60,3 +60,8 @@ class OperationTimeoutError(AirdockError):
 class EngineUnavailable(Exception):
     """The engine cannot take the request now (starting, or the DAG is not parsed yet). Not an
     API error: whoever asked retries later (a run stays STARTING meanwhile)."""
+
+
+class DefinitionRejected(Exception):
+    """The engine could not load the version's DAG (dag-factory's error in the message): its runs
+    fail with it, as AWS reports a definition that does not load."""

@@ -23,8 +23,8 @@ from airdock.core.ports import Caller, Clock, Events
 from airdock.core.serverless import identifiers as ids
 from airdock.core.serverless.access import WorkflowAccess
 from airdock.core.serverless.definition import MAX_DEFINITION_BYTES, DefinitionError, check_definition
-from airdock.core.serverless.errors import (ConflictError, EngineUnavailable, NotFoundError, QuotaExceededError,
-                                            ServerlessValidationError, field_error)
+from airdock.core.serverless.errors import (ConflictError, DefinitionRejected, EngineUnavailable, NotFoundError,
+                                            QuotaExceededError, ServerlessValidationError, field_error)
 from airdock.core.serverless.models import (CreateAirflowUiUrlRequest, CreateWorkflowRequest, StartWorkflowRunRequest,
                                             UpdateWorkflowRequest, _WorkflowConfig)
 from airdock.core.serverless.ports import Deployment, Engine, EngineRun, Sources, SourceError, UiSessions, WorkflowRepository
@@ -444,6 +444,10 @@ class WorkflowService:
         except EngineUnavailable as exc:
             log.debug("run %s of %s waits for the engine: %s", run.run_id, run.dag_id, exc)
             return run
+        except DefinitionRejected as exc:
+            now, error = self.clock.now(), f"Workflow definition failed to load: {exc}"[:255]
+            return self._update_run(workflow, run, lambda r: r if r.final else r.model_copy(update={
+                "status": "FAILED", "ended_at": now, "error": error}))
         return self._update_run(workflow, run, lambda r: r.model_copy(update={
             "triggered": True, "status": "QUEUED" if r.status == "STARTING" else r.status}))
 

@@ -31,7 +31,6 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
@@ -39,11 +38,13 @@ import airdock_serverless_engine
 from airdock_runtime.airflow_auth import mint_airflow_jwt
 from airdock.core.serverless.definition import DefinitionError
 from airdock.core.serverless.errors import EngineUnavailable
-from airdock.core.serverless.ports import Deployment, EngineRun, EngineTask
+from airdock.core.serverless.airflow_api import AirflowEngineApi
+from airdock.core.serverless.ports import Deployment, EngineRun
 from airdock.local.embedded_postgres import as_postgres_user, postgres_bin_dir
 from airdock.local.environment_files import pick_free_port
 from airdock.local.serverless.engine_runtime import EngineRuntime, ensure_runtime
-from airdock.local.supervisor import ComponentSpec, ComponentState, Supervisor, dies_with_caller, reap_orphans
+from airdock.local.supervisor import (ComponentSpec, ComponentState, Supervisor, dies_with_caller, reap_orphans,
+                                      session_members)
 
 log = logging.getLogger("airdock.serverless.engine")
 
@@ -55,13 +56,6 @@ from airdock_serverless_engine.loader import load_version
 load_version({folder!r}, globals())
 """
 CHECK_TIMEOUT_S = 180
-MAX_XCOM_VALUE = 255
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if not value:
-        return None
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
 def extract_code(code_ref: str | None, target: Path) -> None:
@@ -274,14 +268,11 @@ class LocalEngine:
         done = set()
         for dag_id in pending:
             try:
-                status, _ = self._api("DELETE", f"/dags/{urllib.parse.quote(dag_id, safe='')}")
+                deleted = self.rest.delete_dag(dag_id)
             except EngineUnavailable:
                 return
-            if status in (200, 204, 404):
+            if deleted:
                 done.add(dag_id)
-            if status == 404 or status >= 500:
-                shutil.rmtree(self.home / "logs" / f"dag_id={dag_id}", ignore_errors=True)
-            if status in (200, 204):
                 shutil.rmtree(self.home / "logs" / f"dag_id={dag_id}", ignore_errors=True)
         with self._lock:
             self._save_pending(self._pending_deletes() - done)
@@ -321,7 +312,7 @@ class LocalEngine:
     def start(self) -> None:
         with self._lock:
             if not self.supervisor.names():
-                killed = reap_orphans(self.root)
+                killed = self._kill_leftovers()
                 if killed:
                     log.info("killed %d leftover engine process(es)", len(killed))
             runtime = self.runtime
@@ -345,6 +336,25 @@ class LocalEngine:
         self._ready.set()
         log.info("serverless engine ready at %s", self.api_url)
         self._purge_deleted()
+
+    def _kill_leftovers(self) -> list[int]:
+        """SIGKILL what a previous server left running (it was killed): a task that got SIGTERM
+        would report itself FAILED for good (Airflow 3 does not retry a terminated task), while a
+        killed one stops heartbeating and Airflow retries it, as after a machine crash."""
+        victims: set[int] = set()
+        for pidfile in (self.root / "pids").glob("*.pid"):
+            try:
+                info = json.loads(pidfile.read_text())
+                victims.update(session_members(int(info["pid"]), info.get("start_time")))
+            except (OSError, ValueError, KeyError):
+                continue
+        victims.discard(os.getpid())
+        for pid in victims:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        return sorted(victims.union(reap_orphans(self.root, grace_s=0)))
 
     def _write_private_file(self, path: Path, text: str) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -436,24 +446,11 @@ class LocalEngine:
         self._closed = True
         self._ready.clear()
         if self._supervisor is not None:
+            # The API server first: tasks the scheduler's shutdown terminates cannot report
+            # themselves FAILED then; they stay running in the database and are retried after the
+            # next start (Airflow 3 never retries a task that was terminated).
+            self._supervisor.stop("api-server", grace_s)
             self._supervisor.close(grace_s, last=("postgres",))
-
-    def memory_pss_kb(self) -> int:
-        """Proportional set size of every engine process (PostgreSQL included), in KiB."""
-        from airdock.local.supervisor import session_members
-
-        total = 0
-        for name, status in (self._supervisor.statuses() if self._supervisor else {}).items():
-            if status.pid is None:
-                continue
-            for pid in session_members(status.pid):
-                try:
-                    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                        if line.startswith("Pss:"):
-                            total += int(line.split()[1])
-                except OSError:
-                    continue
-        return total
 
     # ---- the REST API ------------------------------------------------------------------------------
 
@@ -481,50 +478,21 @@ class LocalEngine:
         except ValueError:
             return status, raw.decode(errors="replace")
 
+    @property
+    def rest(self) -> AirflowEngineApi:
+        return AirflowEngineApi(lambda method, path, body: self._api(method, path, body))
+
     def trigger(self, dag_id: str, run_id: str, conf: dict[str, Any]) -> None:
-        status, body = self._api("POST", f"/dags/{dag_id}/dagRuns",
-                                 {"dag_run_id": run_id, "logical_date": None, "conf": conf})
-        if status in (200, 409):  # 409: triggered before (a retry after a crash)
-            return
-        if status == 404:
-            raise EngineUnavailable(f"DAG {dag_id} is not parsed yet")
-        raise EngineUnavailable(f"triggering {dag_id} answered {status}: {body}")
+        self.rest.trigger(dag_id, run_id, conf)
 
     def stop(self, dag_id: str, run_id: str) -> None:
-        status, body = self._api("PATCH", f"/dags/{dag_id}/dagRuns/{run_id}", {"state": "failed"})
-        if status not in (200, 404):
-            raise EngineUnavailable(f"stopping {dag_id}/{run_id} answered {status}: {body}")
+        self.rest.stop(dag_id, run_id)
 
     def observe(self, dag_id: str, run_id: str) -> EngineRun | None:
-        status, run = self._api("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
-        if status == 404:
-            return None
-        if status != 200 or not isinstance(run, dict):
-            raise EngineUnavailable(f"reading run {run_id} answered {status}")
-        status, body = self._api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=1000")
-        if status != 200 or not isinstance(body, dict):
-            raise EngineUnavailable(f"reading the tasks of {run_id} answered {status}")
-        tasks = [EngineTask(task_id=t["task_id"], state=t.get("state"), try_number=int(t.get("try_number") or 0),
-                            operator=t.get("operator"), started_at=_parse_time(t.get("start_date")),
-                            ended_at=_parse_time(t.get("end_date")), duration=t.get("duration"))
-                 for t in body.get("task_instances", []) if t.get("map_index", -1) == -1]
-        return EngineRun(state=str(run.get("state")), started_at=_parse_time(run.get("start_date")),
-                         ended_at=_parse_time(run.get("end_date")), tasks=tasks)
+        return self.rest.observe(dag_id, run_id)
 
     def task_xcom(self, dag_id: str, run_id: str, task_id: str) -> dict[str, str]:
-        base = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries"
-        status, body = self._api("GET", base)
-        if status != 200 or not isinstance(body, dict):
-            return {}
-        values: dict[str, str] = {}
-        for entry in body.get("xcom_entries", [])[:50]:
-            key = str(entry.get("key"))
-            status, item = self._api("GET", f"{base}/{urllib.parse.quote(key, safe='')}?stringify=true")
-            if status == 200 and isinstance(item, dict):
-                value = item.get("value")
-                text = value if isinstance(value, str) else json.dumps(value)
-                values[key[:255]] = text[:MAX_XCOM_VALUE]
-        return values
+        return self.rest.task_xcom(dag_id, run_id, task_id)
 
     # ---- task logs -----------------------------------------------------------------------------------
 
