@@ -102,6 +102,12 @@ def test_bash_python_and_empty_tasks_run_to_success_with_status_xcom_and_log(
     shout = list(log.glob(f"dag_id=*/run_id={started['RunId']}/task_id=shout/attempt=1.log"))
     assert tasks["shout"]["LogStream"].endswith(f"run_id={started['RunId']}/task_id=shout/attempt=1.log")
     assert "bash says hi to airdock in code" in shout[0].read_text()
+    # Status events in EventBridge's shape, for the run and each task.
+    events = [json.loads(line) for line in (server.data_dir / "events.jsonl").read_text().splitlines()]
+    mine = [e for e in events if e["source"] == "aws.airflow-serverless" and e["detail"].get("RunId") == started["RunId"]]
+    kinds = [e["detail-type"] for e in mine]
+    assert kinds[0] == "MWAA Serverless Workflow Run Starting" and "MWAA Serverless Workflow Run Success" in kinds
+    assert "MWAA Serverless Task Success" in kinds and all(e["resources"] == [pipeline] for e in mine)
     # The same log through Airdock's signed extension (the console's) and `airdock workflow-logs`.
     log = signed_get(server, "/_airdock/serverless/task-logs", {"WorkflowArn": pipeline, "RunId": started["RunId"],
                                                                  "TaskId": "shout"}).json()

@@ -93,7 +93,12 @@ class ServerlessContext:
                 pass
             self.engine.ensure_started()
         interval = float(os.environ.get("AIRDOCK_SERVERLESS_INTERVAL_S", "2"))
-        self._loop = PeriodicTask("serverless-reconcile", interval, self.service.reconcile).start()
+        def tick() -> None:
+            if self.provision:
+                self.engine.watch()
+            self.service.reconcile()
+
+        self._loop = PeriodicTask("serverless-reconcile", interval, tick).start()
 
     def close(self) -> None:
         if self._loop is not None:

@@ -56,6 +56,7 @@ from airdock_serverless_engine.loader import load_version
 load_version({folder!r}, globals())
 """
 CHECK_TIMEOUT_S = 180
+COMPONENTS = ("postgres", "api-server", "scheduler", "dag-processor")
 
 
 def extract_code(code_ref: str | None, target: Path) -> None:
@@ -87,6 +88,8 @@ class LocalEngine:
         self._starting: threading.Thread | None = None
         self._ready = threading.Event()
         self._closed = False
+        self._adopted = False
+        self._last_watch = 0.0
         self.last_error: str | None = None
 
     # ---- files and secrets -------------------------------------------------------------------------
@@ -312,7 +315,15 @@ class LocalEngine:
     def start(self) -> None:
         with self._lock:
             if not self.supervisor.names():
+                if self._adoptable():
+                    # The server was killed, its engine was not: runs and tasks simply go on.
+                    self._adopted = True
+                    log.info("the engine left by the previous server is healthy: taken over as it runs")
+                    self._ready.set()
+                    self._purge_deleted()
+                    return
                 killed = self._kill_leftovers()
+                self._adopted = False
                 if killed:
                     log.info("killed %d leftover engine process(es)", len(killed))
             runtime = self.runtime
@@ -336,6 +347,33 @@ class LocalEngine:
         self._ready.set()
         log.info("serverless engine ready at %s", self.api_url)
         self._purge_deleted()
+
+    def _adoptable(self) -> bool:
+        """An engine a killed server left running: every component's leader alive, the runtime the
+        current one, and Airflow healthy."""
+        marker = self.root / "migrated"
+        if not marker.is_file() or marker.read_text() != self.runtime.venv.name:
+            return False
+        for name in COMPONENTS:
+            try:
+                info = json.loads((self.root / "pids" / f"{name}.pid").read_text())
+            except (OSError, ValueError):
+                return False
+            if int(info["pid"]) not in session_members(int(info["pid"]), info.get("start_time")):
+                return False
+        return self._healthy()
+
+    def watch(self) -> None:
+        """For the background loop: an engine taken over from a killed server has no supervisor
+        to restart its processes; if it stops being healthy, start a fresh one."""
+        now = time.monotonic()
+        if not self._adopted or not self._ready.is_set() or now - self._last_watch < 30:
+            return
+        self._last_watch = now
+        if not self._healthy():
+            log.warning("the engine taken over from the previous server is not healthy: starting a new one")
+            self._ready.clear()
+            self.ensure_started()
 
     def _kill_leftovers(self) -> list[int]:
         """SIGKILL what a previous server left running (it was killed): a task that got SIGTERM
@@ -445,6 +483,10 @@ class LocalEngine:
     def close(self, grace_s: float = 20.0) -> None:
         self._closed = True
         self._ready.clear()
+        if self._adopted:
+            # Processes of a previous server: not this supervisor's children.
+            self._kill_leftovers()
+            return
         if self._supervisor is not None:
             # The API server first: tasks the scheduler's shutdown terminates cannot report
             # themselves FAILED then; they stay running in the database and are retried after the
