@@ -2,7 +2,8 @@
 
 Processes (supervised, restarted when they crash): a PostgreSQL (the metadata database; the
 `pgserver` binaries of Airdock's own environment, as for environments), the API
-server (one worker), the scheduler with the LocalExecutor and the DAG processor. Every workflow
+server (one worker), the scheduler with the LocalExecutor (one that lets its idle workers go,
+airdock_serverless_engine.executor) and the DAG processor. Every workflow
 version is one DAG: a two-line DAG file in the engine's DAGs folder that builds it with
 dag-factory from the version's snapshot (`airdock_serverless_engine.loader`). Each task runs in
 a process of its own (the task SDK's runner, forked per task), which sets the workflow's
@@ -148,7 +149,7 @@ class LocalEngine:
             "PATH": f"{self.runtime.venv / 'bin'}{os.pathsep}{env.get('PATH', '/usr/bin:/bin')}",
             "PYTHONPATH": str(Path(airdock_serverless_engine.__file__).resolve().parent.parent),
             "PYTHONUNBUFFERED": "1",
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__EXECUTOR": "airdock_serverless_engine.executor.IdleTrimmingLocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": str(self.parallelism),
             "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(self.parallelism),
             "AIRFLOW__CORE__MAX_ACTIVE_RUNS_PER_DAG": "20",
