@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from airdock.local.serverless.engine_runtime import ensure_runtime  # noqa: E402
-from airdock.local.supervisor import session_members, tagged_pids  # noqa: E402
+from airdock.local.processes import session_members, tagged_pids  # noqa: E402
 from support.live_server import LiveServer  # noqa: E402
 from support.serverless import BASH, ROLE, put, task_instances, wait_run  # noqa: E402
 

@@ -44,8 +44,8 @@ from airdock.core.serverless.ports import Deployment, EngineRun
 from airdock.local.embedded_postgres import as_postgres_user, postgres_bin_dir
 from airdock.local.environment_files import pick_free_port
 from airdock.local.serverless.engine_runtime import EngineRuntime, ensure_runtime
-from airdock.local.supervisor import (ComponentSpec, ComponentState, Supervisor, dies_with_caller, reap_orphans,
-                                      session_members)
+from airdock.local.processes import dies_with_caller, reap_orphans, session_members
+from airdock.local.supervisor import ComponentSpec, ComponentState, Supervisor
 
 log = logging.getLogger("airdock.serverless.engine")
 
