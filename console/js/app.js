@@ -1,5 +1,6 @@
 // Airdock console: the router. Hash routes (work as plain static files anywhere):
-// #/signin, #/environments, #/create, #/environments/{Name}, #/environments/{Name}/edit.
+// #/signin, #/environments, #/create, #/environments/{Name}, #/environments/{Name}/edit;
+// MWAA Serverless under #/workflows (views/workflows.js).
 // Each view is a module of its own under views/; shell.js holds what they share.
 import { Client } from "./api.js";
 import { clear, h } from "./dom.js";
@@ -8,6 +9,7 @@ import { viewSignIn } from "./views/signin.js";
 import { viewList } from "./views/list.js";
 import { viewCreate, viewEdit } from "./views/create-edit.js";
 import { viewDetail } from "./views/detail.js";
+import { routeWorkflows } from "./views/workflows.js";
 
 const nav = document.getElementById("session-nav");
 
@@ -17,6 +19,7 @@ function renderNav(session) {
   nav.append(
     h("a", { href: "#/environments" }, "Environments"),
     h("a", { href: "#/create" }, "Create environment"),
+    h("a", { href: "#/workflows" }, "Workflows"),
     h("span", { class: "who", title: `${session.endpoint} · ${session.region}` }, `${session.accessKeyId} · ${session.region}`),
     h("button", { type: "button", class: "secondary small", id: "sign-out", on: { click: signOut } }, "Sign out"));
 }
@@ -32,6 +35,7 @@ function route() {
     return viewSignIn(route);
   }
   const parts = hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
+  if (parts[0] === "workflows") return routeWorkflows(session, parts.slice(1));
   if (parts[0] === "create") return viewCreate(client);
   if (parts[0] === "environments" && parts[1] && parts[2] === "edit") return viewEdit(client, parts[1]);
   if (parts[0] === "environments" && parts[1]) return viewDetail(client, parts[1]);

@@ -704,6 +704,22 @@ def stack_names(stack: Any) -> dict[str, Any]:
         "LifecycleFailureQueue": _arn("sqs", "airdock-lifecycle-failures"),
         "LifecycleFailureQueue.Arn": _arn("sqs", "airdock-lifecycle-failures"),
         "MwaaApi": "abc123",
+        # MWAA Serverless
+        "WorkflowsTable": "airdock-workflows", "WorkflowsTable.Arn": _arn("dynamodb", "table/airdock-workflows"),
+        "ServerlessArtifactsBucket": "airdock-serverless-artifacts",
+        "ServerlessArtifactsBucket.Arn": "arn:aws:s3:::airdock-serverless-artifacts",
+        "ServerlessEngineSecret": _arn("secretsmanager", "secret:airdock/serverless-engine"),
+        "ServerlessEngineSecurityGroup": "sg-0serverless", "ServerlessEngineDiscovery": "srv-serverless",
+        "ServerlessEngineDiscovery.Arn": _arn("servicediscovery", "service/srv-serverless"),
+        "ServerlessEngineTaskRole": "airdock-serverless-engine",
+        "ServerlessEngineTaskRole.Arn": _arn("iam", "role/airdock-serverless-engine", region=""),
+        "ServerlessEngineTaskDefinition": _arn("ecs", "task-definition/airdock-serverless-engine:1"),
+        "ServerlessTaskDefinition": _arn("ecs", "task-definition/airdock-serverless-task:1"),
+        "ServerlessTaskLogGroup": "/airdock/serverless-tasks",
+        "ServerlessTaskLogGroup.Arn": _arn("logs", "log-group:/airdock/serverless-tasks"),
+        "ServerlessApiFunction": f"{STACK_NAME}-serverless-api",
+        "ServerlessReconcileFunction": f"{STACK_NAME}-serverless-reconcile",
+        "ApiFunctionSecurityGroup": "sg-0api",
     }
     for kind, arn in machines.items():
         names[f"{kind}EnvironmentStateMachine"] = arn

@@ -248,6 +248,44 @@ def _logs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _workflow_logs(args: argparse.Namespace) -> int:
+    """A workflow run's task logs, read from the data dir (the local CloudWatch log streams)."""
+    from airdock.core.ports import Caller
+    from airdock.core.serverless.errors import NotFoundError
+    from airdock.local.serverless.context import ServerlessContext
+
+    data_dir = Path(args.data_dir)
+    if not (data_dir / "serverless" / "state.db").is_file():
+        print(f"No MWAA Serverless workflows in {data_dir}.", file=sys.stderr)
+        return 1
+    context = ServerlessContext(data_dir, args.settings, buckets=None, events=None,
+                                policies=lambda caller: None, provision=True)
+    service = context.service
+    workflow = context.repository.find_workflow(name=args.name)
+    if workflow is None:
+        print(f"Workflow {args.name} not found.", file=sys.stderr)
+        return 1
+    run = context.repository.get_run(workflow.workflow_id, args.run_id)
+    if run is None:
+        print(f"Run {args.run_id} of {args.name} not found.", file=sys.stderr)
+        return 1
+    for task in run.tasks:
+        if args.task and task.task_id != args.task:
+            continue
+        attempts = [args.attempt] if args.attempt else list(range(1, max(task.attempt, 1) + 1))
+        for attempt in attempts:
+            try:
+                log = service.task_log(workflow.arn, run.run_id, task.task_id, attempt, Caller())
+            except NotFoundError as exc:
+                print(exc.message, file=sys.stderr)
+                return 1
+            print(f"# {log['LogGroup']} {log['LogStream']}", flush=True)
+            for event in log["Events"]:
+                print(f"{event.get('timestamp') or ''} {str(event.get('level', '')).upper()} {event['message']}",
+                      flush=True)
+    return 0
+
+
 def _metrics(args: argparse.Namespace) -> int:
     import json
     import time
@@ -419,6 +457,13 @@ def main(argv: list[str] | None = None) -> int:
     logs.add_argument("--limit", type=_count, default=100)
     _add_data_dir(logs)
     logs.set_defaults(run=_logs)
+    workflow_logs = commands.add_parser("workflow-logs", help="an MWAA Serverless run's task logs, per attempt")
+    workflow_logs.add_argument("name", help="the workflow's name")
+    workflow_logs.add_argument("run_id")
+    workflow_logs.add_argument("--task", help="one task id (default: every task)")
+    workflow_logs.add_argument("--attempt", type=int, help="one attempt (default: every attempt)")
+    _add_data_dir(workflow_logs)
+    workflow_logs.set_defaults(run=_workflow_logs)
     metrics = commands.add_parser("metrics", help="an environment's metrics (the local CloudWatch AmazonMWAA)")
     metrics.add_argument("name")
     metrics.add_argument("--minutes", type=float, default=60.0, help="look back this many minutes")

@@ -12,6 +12,7 @@ from functools import lru_cache
 from airdock.core.autoscaling import Autoscaler, AutoscalingConfig
 from airdock.core.lifecycle import Lifecycle
 from airdock.core.provisioning import Provisioner
+from airdock.core.serverless.service import WorkflowService
 from airdock.core.service import EnvironmentService
 from airdock.core.settings import settings
 from airdock.core.timing import LifecycleTimings
@@ -54,3 +55,11 @@ def lifecycle() -> Lifecycle:
     # A resume or restart on Fargate may outlast one invocation: it continues in the next one.
     return Lifecycle(environment_service(), factory.ecs_compute(settings()),
                      timings=LifecycleTimings.from_settings(settings()))
+
+
+@lru_cache(maxsize=1)
+def workflow_service() -> WorkflowService:
+    """MWAA Serverless's service (local mode passes its own to the handler)."""
+    from airdock.aws.serverless.factory import build_workflow_service
+
+    return build_workflow_service(settings())

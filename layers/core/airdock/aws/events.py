@@ -14,9 +14,9 @@ class EventBridgeEvents:
 
     def publish(self, event: dict[str, Any]) -> None:
         # PutEvents may not use the reserved "aws." source prefix, so Airdock publishes under
-        # "airdock.airflow" with the detail MWAA sends; rules match either.
+        # "airdock.airflow" (MWAA) or "airdock.airflow-serverless" with the detail AWS sends; rules match either.
         self.events.put_events(Entries=[{
-            "Source": "airdock.airflow",
+            "Source": "airdock." + str(event.get("source", "aws.airflow")).removeprefix("aws."),
             "DetailType": event["detail-type"],
             "Detail": json.dumps(event["detail"]),
             "Resources": event.get("resources", []),

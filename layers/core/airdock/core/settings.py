@@ -62,6 +62,19 @@ class Settings(BaseSettings):
     autoscaler_max_metric_age_s: float | None = None
     autoscaler_prewarm_s: float | None = None
 
+    # ---- MWAA Serverless (its quotas: MWAA Serverless's defaults)
+    serverless_max_workflows: int = Field(default=100, ge=1)
+    serverless_max_versions: int = Field(default=50, ge=1)
+    serverless_max_concurrent_runs: int = Field(default=100, ge=1)
+    serverless_max_runs_per_workflow: int = Field(default=20, ge=1)
+    serverless_parallelism: int = Field(default=32, ge=1)   # the local engine's task slots
+    serverless_interval_s: float = Field(default=2.0, gt=0)  # how often runs and schedules are followed
+    # On AWS (the MWAA Serverless functions)
+    workflows_table: str | None = None
+    serverless_bucket: str | None = None
+    serverless_engine_url: str | None = None
+    serverless_engine_secret: str | None = None
+
     # ---- on AWS (the Lambda functions; template.yaml)
     table_name: str | None = None
     create_sm_arn: str | None = None

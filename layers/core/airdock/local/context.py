@@ -74,6 +74,11 @@ class LocalContext:
             lifecycle=LocalLifecycleRunner(lambda: self.lifecycle) if provision else None,
             authorizer=self.authorizer,
         )
+        # MWAA Serverless (workflows from YAML, the `mwaa-serverless` API) on the same endpoint.
+        from airdock.local.serverless.context import ServerlessContext
+
+        self.serverless = ServerlessContext(self.data_dir, settings, buckets=self.buckets, events=self.events,
+                                            policies=self.keys.policies_for, provision=provision)
 
     @property
     def compute(self) -> Any:
@@ -103,6 +108,7 @@ class LocalContext:
     def start(self) -> None:
         """Once the server runs: bring back environments and workflows interrupted by a stop or
         a crash."""
+        self.serverless.start()
         if not self.provision:
             return
         # Before the first request is served: the environments this server must start again are
@@ -121,6 +127,7 @@ class LocalContext:
         """Stop background work and every environment's processes; unfinished workflows are
         resumed, and AVAILABLE environments restarted, by the next start."""
         self._stop_lifecycle()
+        self.serverless.close()
         for loop in getattr(self, "_loops", []):  # the autoscaler would start workers again
             loop.stop()
         if self._engine is not None:

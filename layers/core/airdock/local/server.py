@@ -24,6 +24,8 @@ from airdock.core.operations import ALL_OPERATIONS
 from airdock.core.paths import percent_decode
 from airdock.local.functions import load_function_instance
 from airdock.local.context import LocalContext
+from airdock.local import sts
+from airdock.local.serverless import endpoint as serverless_endpoint
 from airdock.local.sigv4 import SigV4Error, verify_request
 
 log = logging.getLogger("airdock.server")
@@ -182,6 +184,15 @@ class LocalEndpoint:
         body = await _read_body(receive, MAX_BODY_BYTES)
         if body is None:
             await _send_error(send, 413, "ValidationException", f"Request body exceeds {MAX_BODY_BYTES} bytes.")
+            return
+        if serverless_endpoint.is_serverless(scope):  # MWAA Serverless: POST / with X-Amz-Target
+            await serverless_endpoint.handle(self.context, self.clock, scope, body, send)
+            return
+        if path == serverless_endpoint.LOGS_PATH and scope["method"] == "GET":  # the console's task logs
+            await serverless_endpoint.handle_logs(self.context, self.clock, scope, body, send)
+            return
+        if sts.is_sts(scope, body):  # STS GetCallerIdentity (clients learning their account)
+            await sts.handle(self.context, self.clock, scope, body, send)
             return
         if console_routes.is_extension(path):  # the console's signed read-only extensions
             await console_routes.handle_extension(self.context, self.clock, scope, body, send)
