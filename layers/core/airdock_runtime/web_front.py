@@ -336,7 +336,8 @@ class _Handler(ProxyHandler):
                 self._login(endpoint)
             else:
                 self._proxy()
-        except (BrokenPipeError, ConnectionResetError):
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLEOFError, ssl.SSLZeroReturnError):
+            # The client went away (over TLS it says so as an SSL error): nobody to answer.
             self.close_connection = True
         except Exception as exc:  # the front must answer, never drop the connection silently
             self.log_message("error on %s %s: %r", self.command, path, exc)
