@@ -5,6 +5,7 @@ import base64
 import json
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -186,9 +187,11 @@ PREFIX = "/analytics"
 
 class _PrefixedAirflow2(BaseHTTPRequestHandler):
     """Airflow 2 with `[webserver] base_url = http://alb/analytics`: everything is under the prefix
-    (werkzeug's DispatcherMiddleware answers 404 elsewhere); FAB's user API and login form."""
+    (werkzeug's DispatcherMiddleware answers 404 elsewhere); FAB's user API and login form, which
+    FAB rate-limits per client address (AUTH_RATE_LIMIT, 5 per 40 seconds)."""
     protocol_version = "HTTP/1.1"
     users: dict[str, dict[str, Any]] = {}
+    logins: list[tuple[float, str]] = []
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -219,6 +222,11 @@ class _PrefixedAirflow2(BaseHTTPRequestHandler):
             self._answer(200, data)
         elif self.path == f"{PREFIX}/login/":
             form = dict(pair.split("=", 1) for pair in data.decode().split("&"))
+            now = time.monotonic()
+            if len([t for t, _ in self.logins if now - t < 40]) >= 5:
+                self._answer(429, b"Too Many Requests")
+                return
+            self.logins.append((now, form["username"]))
             user = self.users.get(form["username"])
             ok = user is not None and user["password"] == form["password"] and form["csrf_token"] == "csrf-1"
             self._answer(302 if ok else 200, b"", {"Location": f"{PREFIX}/home",
@@ -401,3 +409,20 @@ def test_an_airflow_2_that_refuses_the_sign_in_is_a_502_not_a_500(tmp_path: Path
     finally:
         server.shutdown()
         upstream.shutdown()
+
+
+def test_an_airflow_2_script_polling_through_the_login_is_not_stopped_by_fabs_login_rate_limit(
+        prefixed: dict[str, Any]) -> None:
+    """MwaaHook's fallback signs in anew for every call; FAB allows its login form 5 posts per
+    40 s from one address, and all of the front's come from its own."""
+    def login(role: str) -> requests.Response:
+        token = tokens.mint_web_token(prefixed["key2"], ENV, "arn:aws:iam::1:user/poller", "user/poller", role)
+        return requests.post(prefixed["url2"] + f"{PREFIX}{AIRFLOW2_LOGIN}", data={"token": token}, timeout=10)
+
+    sessions = {login("Op").cookies["session"] for _ in range(8)}
+    assert sessions == {"signed-user.poller"}
+    assert [user for _, user in _PrefixedAirflow2.logins].count("user.poller") == 1
+    # Another role is another sign-in: the user's roles are changed first.
+    assert login("Viewer").status_code == 200
+    assert _PrefixedAirflow2.users["user.poller"]["roles"] == [{"name": "Viewer"}]
+    assert [user for _, user in _PrefixedAirflow2.logins].count("user.poller") == 2

@@ -56,6 +56,7 @@ import ssl
 import subprocess
 import sys
 import threading
+import time
 import urllib.parse
 from http.server import ThreadingHTTPServer
 from pathlib import Path
@@ -77,6 +78,12 @@ LOGIN_PATHS = {2: "/aws_mwaa/login", 3: "/pluginsv2/aws_mwaa/login"}
 MWAA_PREFIXES = ("/aws_mwaa/", "/pluginsv2/aws_mwaa/")
 MAX_CLI_BODY = 64 * 1024
 MAX_FORM_BODY = 16 * 1024
+# FAB rate-limits its login form per client address (5 per 40 s by default), and every Airflow 2
+# sign-in of the web front comes from the front's own address: a script polling through the
+# Amazon provider's fallback (one web login per call) would soon be refused. So a user's FAB
+# session is reused for its next sign-ins with the same role for this long. FAB keeps no session
+# state on the server: a reused cookie is as good as a new one.
+FAB_SESSION_REUSE_S = 300.0
 # A TLS handshake record starts with this byte; an HTTP request line never does.
 TLS_HANDSHAKE = b"\x16"
 # How long a new connection may take to send its first byte, and then to finish a TLS handshake.
@@ -157,6 +164,11 @@ class WebFront:
         self.clock = tokens.offset_clock(config.clock_offset_file)
         self.replays = tokens.ReplayGuard(used_tokens_store(config), self.clock)
         self.server: ThreadingHTTPServer | None = None
+        # username -> (role, session cookie, monotonic time it was made); a lock per username, so
+        # concurrent sign-ins of one user share one form login.
+        self._fab_sessions: dict[str, tuple[str, str, float]] = {}
+        self._fab_locks: dict[str, threading.Lock] = {}
+        self._fab_locks_guard = threading.Lock()
 
     def endpoint(self, path: str) -> str:
         """The MWAA endpoint a request path names, with the environment's prefix taken off; other
@@ -204,6 +216,19 @@ class WebFront:
         return http.client.HTTPConnection(self.config.upstream_host, self.config.upstream_port, timeout=timeout)
 
     def airflow2_session_cookie(self, username: str, role: str) -> str:
+        """A FAB `session` cookie of `username` with `role`: the one made for it within
+        FAB_SESSION_REUSE_S, else a new sign-in."""
+        with self._fab_locks_guard:
+            lock = self._fab_locks.setdefault(username, threading.Lock())
+        with lock:
+            cached = self._fab_sessions.get(username)
+            if cached is not None and cached[0] == role and time.monotonic() - cached[2] < FAB_SESSION_REUSE_S:
+                return cached[1]
+            session = self._airflow2_sign_in(username, role)
+            self._fab_sessions[username] = (role, session, time.monotonic())
+            return session
+
+    def _airflow2_sign_in(self, username: str, role: str) -> str:
         """Sign in to Airflow 2's FAB UI as `username` (created or given `role` first); returns the
         `session` cookie FAB set."""
         password = fab_password(self.config.token_key, username)
