@@ -156,7 +156,7 @@ class LocalAirflowEnvironment:
 
     def web_front_hostnames(self) -> list[str]:
         """The names clients reach the web front by, which its certificate must carry."""
-        return list(dict.fromkeys([self.spec.settings.web_hostname, "127.0.0.1", "localhost", "::1"]))
+        return list(dict.fromkeys([self.spec.settings.web_hostname, "127.0.0.1", "localhost"]))
 
     @property
     def api_prefix(self) -> str:
