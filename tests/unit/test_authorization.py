@@ -152,6 +152,20 @@ def test_web_login_roles_come_from_role_resources_most_privileged_first_with_den
         auth.authorize(ALICE, Target("CreateWebLoginToken", "other"))
 
 
+def test_invoke_rest_api_without_a_role_says_so_in_mwaas_words_which_the_provider_falls_back_on() -> None:
+    auth = authorizer(policy(
+        {"Effect": "Allow", "Action": "airflow:CreateWebLoginToken", "Resource": ROLE + "prod/Op"},
+        {"Effect": "Allow", "Action": "airflow:InvokeRestApi", "Resource": ROLE + "dev/Viewer"},
+        {"Effect": "Deny", "Action": "airflow:InvokeRestApi", "Resource": ROLE + "stage/*"},
+    ))
+    auth.authorize(ALICE, Target("InvokeRestApi", "dev"))
+    for environment in ("prod", "stage"):
+        with pytest.raises(AccessDenied) as denied:
+            auth.authorize(ALICE, Target("InvokeRestApi", environment))
+        assert denied.value.message == "No Airflow role granted in IAM."
+    assert auth.denied_role(ALICE, "prod", "InvokeRestApi").message == "No Airflow role granted in IAM."
+
+
 def test_the_data_plane_gives_a_restricted_key_its_most_privileged_allowed_role(tmp_path: Any) -> None:
     from airdock.airflow_http import UrllibAirflowHttp
     from airdock.core.data_plane import AirflowDataPlane

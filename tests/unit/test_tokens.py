@@ -136,6 +136,13 @@ def test_a_caller_without_a_policy_entry_gets_no_airflow_access() -> None:
         airflow_role(Caller("AKIAOTHER", "arn:aws:iam::000000000000:user/bob"), "prod")
 
 
+def test_invoke_rest_api_without_an_airflow_role_is_denied_in_mwaas_words() -> None:
+    """The Amazon provider's MwaaHook falls back to a web login session on exactly this message."""
+    with pytest.raises(AccessDenied) as denied:
+        airflow_role(Caller("AKIAOTHER", "arn:aws:iam::000000000000:user/bob"), "prod", {}, "InvokeRestApi")
+    assert denied.value.message == "No Airflow role granted in IAM."
+
+
 def test_an_unknown_role_in_the_policy_is_reported() -> None:
     with pytest.raises(ValidationError, match="unknown role"):
         airflow_role(ROOT, "prod", {"AKIAROOT": "Superuser"})

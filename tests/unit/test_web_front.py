@@ -5,6 +5,7 @@ import base64
 import json
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -186,9 +187,11 @@ PREFIX = "/analytics"
 
 class _PrefixedAirflow2(BaseHTTPRequestHandler):
     """Airflow 2 with `[webserver] base_url = http://alb/analytics`: everything is under the prefix
-    (werkzeug's DispatcherMiddleware answers 404 elsewhere); FAB's user API and login form."""
+    (werkzeug's DispatcherMiddleware answers 404 elsewhere); FAB's user API and login form, which
+    FAB rate-limits per client address (AUTH_RATE_LIMIT, 5 per 40 seconds)."""
     protocol_version = "HTTP/1.1"
     users: dict[str, dict[str, Any]] = {}
+    logins: list[tuple[float, str]] = []
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -219,6 +222,11 @@ class _PrefixedAirflow2(BaseHTTPRequestHandler):
             self._answer(200, data)
         elif self.path == f"{PREFIX}/login/":
             form = dict(pair.split("=", 1) for pair in data.decode().split("&"))
+            now = time.monotonic()
+            if len([t for t, _ in self.logins if now - t < 40]) >= 5:
+                self._answer(429, b"Too Many Requests")
+                return
+            self.logins.append((now, form["username"]))
             user = self.users.get(form["username"])
             ok = user is not None and user["password"] == form["password"] and form["csrf_token"] == "csrf-1"
             self._answer(302 if ok else 200, b"", {"Location": f"{PREFIX}/home",
@@ -289,3 +297,132 @@ def test_a_base_path_that_is_not_a_plain_path_is_refused() -> None:
     for bad in ('/a"><script>', "/a b", "/a?x=1"):
         with pytest.raises(ValueError, match="AIRDOCK_WEB_BASE_PATH"):
             web_front.base_path(bad)
+
+
+# ---- the web login for scripts: /aws_mwaa/login (Airflow 2), /pluginsv2/aws_mwaa/login (Airflow 3) ---
+
+AIRFLOW3_LOGIN = "/pluginsv2/aws_mwaa/login"
+AIRFLOW2_LOGIN = "/aws_mwaa/login"
+
+
+def test_the_airflow_3_login_answers_200_with_the_token_cookie_as_the_amazon_provider_reads_it(
+        front: dict[str, Any]) -> None:
+    token = tokens.mint_web_token(front["key"], ENV, "user/ana", "user/ana", "Op")
+    # What MwaaHook._get_session_conn does: a Session posting the form, following redirects.
+    session = requests.Session()
+    login = session.post(front["url"] + AIRFLOW3_LOGIN, data={"token": token}, timeout=10)
+    login.raise_for_status()
+    assert login.status_code == 200 and not login.history
+    jwt = login.cookies["_token"]
+    claims = json.loads(base64.urlsafe_b64decode(jwt.split(".")[1] + "=="))
+    assert (claims["sub"], claims["role"], claims["aud"]) == ("user/ana", "op", "apache-airflow")
+    assert "Path=/;" in login.headers["Set-Cookie"] and "Secure" not in login.headers["Set-Cookie"]
+    # ... then the REST API through the web server hostname with the cookie as a Bearer token.
+    got = session.get(front["url"] + "/api/v2/dags", headers={"Authorization": f"Bearer {jwt}"}, timeout=10).json()
+    assert got["path"] == "/api/v2/dags" and got["auth"] == f"Bearer {jwt}"
+
+
+def test_a_login_token_signs_in_once_whichever_sign_in_path_spends_it(front: dict[str, Any]) -> None:
+    token = tokens.mint_web_token(front["key"], ENV, "root", "root", "Admin")
+    assert requests.post(front["url"] + AIRFLOW3_LOGIN, data={"token": token}, timeout=10).status_code == 200
+    again = requests.post(front["url"] + AIRFLOW3_LOGIN, data={"token": token}, timeout=10)
+    assert again.status_code == 403 and "already used" in again.json()["message"]
+    sso = requests.post(front["url"] + "/aws_mwaa/aws-console-sso", data={"token": token}, allow_redirects=False, timeout=10)
+    assert sso.status_code == 403 and "_token" not in sso.cookies
+    used_by_sso = tokens.mint_web_token(front["key"], ENV, "root", "root", "Admin")
+    requests.post(front["url"] + "/aws_mwaa/aws-console-sso", data={"token": used_by_sso}, allow_redirects=False, timeout=10)
+    assert requests.post(front["url"] + AIRFLOW3_LOGIN, data={"token": used_by_sso}, timeout=10).status_code == 403
+
+
+def _bad_login(front: dict[str, Any], case: str) -> requests.Response:
+    url = front["url"] + AIRFLOW3_LOGIN
+    valid = tokens.mint_web_token(front["key"], ENV, "root", "root", "Admin")
+    if case == "GET":
+        return requests.get(url, timeout=10)
+    if case == "expired":
+        front["offset"].write_text("61")
+        try:
+            return requests.post(url, data={"token": valid}, timeout=10)
+        finally:
+            front["offset"].write_text("0")
+    forms: dict[str, Any] = {
+        "no form": None, "no token field": {"user": "x"}, "empty token": {"token": ""},
+        "garbled": {"token": "v1.garbage.sig"}, "not a token at all": {"token": "\u00e9\u00e9\u00e9"},
+        "a cli token": {"token": tokens.mint_cli_token(front["key"], ENV, "root", "root", "Admin")},
+        "signed by another environment": {"token": tokens.mint_web_token(tokens.new_key(), ENV, "root", "root", "Admin")},
+        "issued for another environment": {"token": tokens.mint_web_token(front["key"], "other", "root", "root", "Admin")},
+        "the Public role": {"token": tokens.mint_web_token(front["key"], ENV, "root", "root", "Public")},
+        "too large": {"token": "x" * 20_000},
+    }
+    return requests.post(url, data=forms[case], timeout=10)
+
+
+@pytest.mark.parametrize(("case", "status"), [
+    ("GET", 405), ("no form", 400), ("no token field", 400), ("empty token", 400), ("garbled", 401),
+    ("not a token at all", 401), ("a cli token", 401), ("expired", 401), ("signed by another environment", 401),
+    ("issued for another environment", 403), ("the Public role", 403), ("too large", 413)])
+def test_a_login_with_bad_input_is_a_clear_json_error_and_sets_no_cookie(
+        front: dict[str, Any], case: str, status: int) -> None:
+    answer = _bad_login(front, case)
+    assert answer.status_code == status, answer.text
+    assert answer.json()["message"]
+    assert "Set-Cookie" not in answer.headers
+    if case == "GET":
+        assert answer.headers["Allow"] == "POST"
+
+
+def test_the_login_path_of_the_other_airflow_major_version_is_a_404_naming_the_right_one(front: dict[str, Any]) -> None:
+    token = tokens.mint_web_token(front["key"], ENV, "root", "root", "Admin")
+    answer = requests.post(front["url"] + AIRFLOW2_LOGIN, data={"token": token}, timeout=10)
+    assert answer.status_code == 404
+    assert AIRFLOW3_LOGIN in answer.json()["message"] and "airflow_version=3" in answer.json()["message"]
+    # Refused before the token was looked at: it still signs in where it belongs.
+    assert requests.post(front["url"] + AIRFLOW3_LOGIN, data={"token": token}, timeout=10).status_code == 200
+
+
+def test_with_a_base_path_the_airflow_2_login_answers_the_fab_session_under_the_prefix(prefixed: dict[str, Any]) -> None:
+    token = tokens.mint_web_token(prefixed["key2"], ENV, "arn:aws:iam::1:user/bo", "user/bo", "Viewer")
+    login = requests.post(prefixed["url2"] + f"{PREFIX}{AIRFLOW2_LOGIN}", data={"token": token}, timeout=10)
+    assert login.status_code == 200, login.text
+    assert login.cookies["session"] == "signed-user.bo"
+    assert f"Path={PREFIX}/;" in login.headers["Set-Cookie"] and "HttpOnly" in login.headers["Set-Cookie"]
+    assert _PrefixedAirflow2.users["user.bo"]["roles"] == [{"name": "Viewer"}]
+    wrong = requests.post(prefixed["url2"] + f"{PREFIX}{AIRFLOW3_LOGIN}", data={"token": token}, timeout=10)
+    assert wrong.status_code == 404 and AIRFLOW2_LOGIN in wrong.json()["message"]
+
+
+def test_with_a_base_path_the_airflow_3_login_answers_under_the_prefix(prefixed: dict[str, Any]) -> None:
+    token = tokens.mint_web_token(prefixed["key"], ENV, "root", "root", "Admin")
+    login = requests.post(prefixed["url"] + f"{PREFIX}{AIRFLOW3_LOGIN}", data={"token": token}, timeout=10)
+    assert login.status_code == 200 and f"Path={PREFIX}/;" in login.headers["Set-Cookie"]
+
+
+def test_an_airflow_2_that_refuses_the_sign_in_is_a_502_not_a_500(tmp_path: Path) -> None:
+    upstream = _serve(_Upstream)  # not FAB: its login form never sets a session
+    server, key, _ = _start_front(tmp_path, upstream, AIRDOCK_AIRFLOW_MAJOR="2")
+    try:
+        token = tokens.mint_web_token(key, ENV, "root", "root", "Admin")
+        answer = requests.post(f"http://127.0.0.1:{server.server_address[1]}{AIRFLOW2_LOGIN}", data={"token": token},
+                               timeout=10)
+        assert answer.status_code == 502
+        assert "Airflow did not accept the sign-in" in answer.json()["message"]
+    finally:
+        server.shutdown()
+        upstream.shutdown()
+
+
+def test_an_airflow_2_script_polling_through_the_login_is_not_stopped_by_fabs_login_rate_limit(
+        prefixed: dict[str, Any]) -> None:
+    """MwaaHook's fallback signs in anew for every call; FAB allows its login form 5 posts per
+    40 s from one address, and all of the front's come from its own."""
+    def login(role: str) -> requests.Response:
+        token = tokens.mint_web_token(prefixed["key2"], ENV, "arn:aws:iam::1:user/poller", "user/poller", role)
+        return requests.post(prefixed["url2"] + f"{PREFIX}{AIRFLOW2_LOGIN}", data={"token": token}, timeout=10)
+
+    sessions = {login("Op").cookies["session"] for _ in range(8)}
+    assert sessions == {"signed-user.poller"}
+    assert [user for _, user in _PrefixedAirflow2.logins].count("user.poller") == 1
+    # Another role is another sign-in: the user's roles are changed first.
+    assert login("Viewer").status_code == 200
+    assert _PrefixedAirflow2.users["user.poller"]["roles"] == [{"name": "Viewer"}]
+    assert [user for _, user in _PrefixedAirflow2.logins].count("user.poller") == 2

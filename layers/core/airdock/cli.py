@@ -51,6 +51,13 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"Credentials file: {context.keys.path} (profile airdock)")
         print(f"  AWS_SHARED_CREDENTIALS_FILE={context.keys.path} aws mwaa list-environments --profile airdock "
               f"--region {context.settings.region} --endpoint-url {endpoint}", flush=True)
+    if context.certificate_authority is not None:
+        bundle = context.certificate_authority.bundle
+        print(f"Web fronts: https:// and http:// on each environment's port; HTTPS certificates from the local CA {bundle}")
+        print(f"  REQUESTS_CA_BUNDLE={bundle} AWS_CA_BUNDLE={bundle} (clients that call https://{{WebServerHostname}})",
+              flush=True)
+    elif context.settings.web_tls_cert:
+        print(f"Web fronts: https:// with the certificate {context.settings.web_tls_cert}", flush=True)
     if args.sample:
         from airdock.local.sample import seed_sample
 

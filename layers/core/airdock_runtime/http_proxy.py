@@ -7,6 +7,7 @@ import http.client
 import json
 import select
 import socket
+import ssl
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
@@ -63,8 +64,9 @@ class ProxyHandler(BaseHTTPRequestHandler):
 
     def _scheme(self) -> str:
         """The scheme the browser used. Behind the load balancer, which terminates TLS and says
-        so in X-Forwarded-Proto, that is the header's; directly, this server's own."""
-        return self.headers.get("X-Forwarded-Proto") or ("https" if self.web.secure else "http")
+        so in X-Forwarded-Proto, that is the header's; directly, this connection's own (one port
+        may serve both)."""
+        return self.headers.get("X-Forwarded-Proto") or ("https" if isinstance(self.connection, ssl.SSLSocket) else "http")
 
     def _forward_headers(self) -> list[tuple[str, str]]:
         connection_tokens = {t.strip().lower() for t in self.headers.get("Connection", "").split(",")}
@@ -155,7 +157,10 @@ class ProxyHandler(BaseHTTPRequestHandler):
         sockets = [client, upstream]
         try:
             while True:
-                readable, _, _ = select.select(sockets, [], [], 300)
+                # Bytes TLS has already decrypted wait in the client socket's buffer, where select
+                # cannot see them.
+                pending = [client] if isinstance(client, ssl.SSLSocket) and client.pending() else []
+                readable = pending or select.select(sockets, [], [], 300)[0]
                 if not readable:
                     return
                 for sock in readable:

@@ -1,5 +1,6 @@
-"""The pages a browser sees on the web front's sign-in path: the page a web login URL opens (it
-hands the token from the URL fragment over by POST) and the error page of a refused login."""
+"""The pages a browser sees on the web front's sign-in paths: the page a web login URL opens (it
+hands the token from the URL fragment over by POST), the page of a script's login, and the error
+page of a refused login."""
 from __future__ import annotations
 
 import html
@@ -45,3 +46,10 @@ def error_page(title: str, detail: str) -> bytes:
             f"</head><body style=\"font-family: sans-serif; margin: 3em\"><h1>{html.escape(title)}</h1>"
             f"<p>{html.escape(detail)}</p><p>Create a new login link with CreateWebLoginToken "
             f"(for example from the Airdock console) and open it within 60 seconds.</p></body></html>").encode()
+
+
+def signed_in_page(location: str, airflow_identity: str, role: str) -> bytes:
+    return (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Signed in</title></head>"
+            f"<body style=\"font-family: sans-serif; margin: 3em\"><p>Signed in to Apache Airflow as "
+            f"{html.escape(airflow_identity)} ({html.escape(role)}).</p><p><a href=\"{html.escape(location)}\">"
+            f"Open the Airflow UI</a></p></body></html>").encode()

@@ -11,6 +11,10 @@ library only, like the entrypoint: it runs with the Airflow runtime's interprete
                                        fragment, which browsers never send, so the page posts it
     POST /aws_mwaa/aws-console-sso     verify the web login token (once), sign the browser into
                                        Airflow with the token's role, redirect to the UI
+    POST /aws_mwaa/login               Airflow 2: form field `token` = a web login token, signed in
+                                       as the SSO page does; 200 with the `session` cookie
+    POST /pluginsv2/aws_mwaa/login     Airflow 3: the same; 200 with the `_token` cookie (the Amazon
+                                       provider's MwaaHook sends it back as a Bearer token)
     anything else                      reverse-proxied to the Airflow API server / webserver
                                        (streamed; WebSocket upgrades are tunnelled)
 
@@ -30,6 +34,8 @@ Environment variables:
                                   (Airflow 2); or give them as AIRDOCK_TOKEN_KEY,
                                   AIRDOCK_JWT_SECRET, AIRDOCK_ADMIN_PASSWORD
     AIRDOCK_WEB_TLS_CERT/_KEY     PEM certificate chain and key: serve HTTPS instead of HTTP
+    AIRDOCK_WEB_TLS_OPTIONAL      `1`: with the certificate, serve HTTPS and plain HTTP on the one
+                                  port, told apart by a connection's first byte
     AIRDOCK_WEB_STATE_DIR         where used login-token ids are remembered, in SQLite shared by
                                   every web front given the same folder (default: this process only)
     AIRDOCK_USED_TOKENS_STORE     `metadata-database`: remember them in the environment's metadata
@@ -45,10 +51,12 @@ import http.client
 import json
 import os
 import re
+import socket
 import ssl
 import subprocess
 import sys
 import threading
+import time
 import urllib.parse
 from http.server import ThreadingHTTPServer
 from pathlib import Path
@@ -57,14 +65,29 @@ from typing import Any
 from airdock_runtime import tokens
 from airdock_runtime.http_proxy import ProxyHandler
 from airdock_runtime.cli_commands import CommandRefused, check_command
-from airdock_runtime.sign_in_pages import SSO_PATH, error_page, sso_page
+from airdock_runtime.sign_in_pages import SSO_PATH, error_page, signed_in_page, sso_page
 from airdock_runtime.airflow_auth import fab_password, mint_airflow_jwt
 from airdock_runtime.used_tokens_postgres import PostgresUsedTokens
 from airdock_runtime.used_tokens_sqlite import SqliteUsedTokens
 
 CLI_PATH = "/aws_mwaa/cli"
+# Where MWAA's web login for scripts lives, per Airflow major version (the Amazon provider's
+# MwaaHook._get_session_conn, and the MWAA user guide's session-token recipe).
+LOGIN_PATHS = {2: "/aws_mwaa/login", 3: "/pluginsv2/aws_mwaa/login"}
+# Path prefixes of MWAA's own endpoints: answered here, never proxied to Airflow.
+MWAA_PREFIXES = ("/aws_mwaa/", "/pluginsv2/aws_mwaa/")
 MAX_CLI_BODY = 64 * 1024
 MAX_FORM_BODY = 16 * 1024
+# FAB rate-limits its login form per client address (5 per 40 s by default), and every Airflow 2
+# sign-in of the web front comes from the front's own address: a script polling through the
+# Amazon provider's fallback (one web login per call) would soon be refused. So a user's FAB
+# session is reused for its next sign-ins with the same role for this long. FAB keeps no session
+# state on the server: a reused cookie is as good as a new one.
+FAB_SESSION_REUSE_S = 300.0
+# A TLS handshake record starts with this byte; an HTTP request line never does.
+TLS_HANDSHAKE = b"\x16"
+# How long a new connection may take to send its first byte, and then to finish a TLS handshake.
+FIRST_BYTE_TIMEOUT_S = 60.0
 # AIRDOCK_USED_TOKENS_STORE's value for the environment's metadata database (used_tokens_store).
 METADATA_DATABASE = "metadata-database"
 
@@ -118,6 +141,7 @@ class Config:
         self.admin_password = env.get("AIRDOCK_ADMIN_PASSWORD") or file_secrets.get("admin_password", "")
         self.tls_cert = env.get("AIRDOCK_WEB_TLS_CERT") or None
         self.tls_key = env.get("AIRDOCK_WEB_TLS_KEY") or None
+        self.tls_optional = bool(self.tls_cert) and env.get("AIRDOCK_WEB_TLS_OPTIONAL", "") in ("1", "true", "True")
         state = env.get("AIRDOCK_WEB_STATE_DIR")
         self.state_dir = Path(state) if state else None
         self.used_tokens_store = env.get("AIRDOCK_USED_TOKENS_STORE") or None
@@ -140,18 +164,28 @@ class WebFront:
         self.clock = tokens.offset_clock(config.clock_offset_file)
         self.replays = tokens.ReplayGuard(used_tokens_store(config), self.clock)
         self.server: ThreadingHTTPServer | None = None
-
-    @property
-    def secure(self) -> bool:
-        return bool(self.config.tls_cert)
+        # username -> (role, session cookie, monotonic time it was made); a lock per username, so
+        # concurrent sign-ins of one user share one form login.
+        self._fab_sessions: dict[str, tuple[str, str, float]] = {}
+        self._fab_locks: dict[str, threading.Lock] = {}
+        self._fab_locks_guard = threading.Lock()
 
     def endpoint(self, path: str) -> str:
         """The MWAA endpoint a request path names, with the environment's prefix taken off; other
         paths are returned as they are (Airflow serves them under the prefix itself)."""
         base = self.config.base_path
-        if base and path.startswith(base + "/aws_mwaa/"):
+        if base and path.startswith(tuple(base + prefix for prefix in MWAA_PREFIXES)):
             return path[len(base):]
         return path
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        if not self.config.tls_cert:
+            return None
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.config.tls_cert, self.config.tls_key)
+        # This server speaks HTTP/1.1 only: a client offering h2 must not pick it.
+        context.set_alpn_protocols(["http/1.1"])
+        return context
 
     def make_server(self) -> ThreadingHTTPServer:
         front = self
@@ -159,20 +193,16 @@ class WebFront:
         class Handler(_Handler):
             web = front
 
-        server = ThreadingHTTPServer((self.config.host, self.config.port), Handler)
-        server.daemon_threads = True
-        if self.config.tls_cert:
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            context.load_cert_chain(self.config.tls_cert, self.config.tls_key)
-            # Handshake in the connection's own thread, not in the accept loop.
-            server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
+        server = _FrontServer((self.config.host, self.config.port), Handler)
+        server.tls = self.tls_context()
+        server.tls_optional = self.config.tls_optional
         self.server = server
         return server
 
     def serve(self) -> None:
         server = self.make_server()
-        scheme = "https" if self.secure else "http"
-        print(f"[web-front] {self.config.environment}: {scheme}://{self.config.host}:{self.config.port} -> "
+        scheme = ("https and http" if self.config.tls_optional else "https") if self.config.tls_cert else "http"
+        print(f"[web-front] {self.config.environment}: {scheme} on {self.config.host}:{self.config.port} -> "
               f"{self.config.upstream_origin}", file=sys.stderr, flush=True)
         server.serve_forever(poll_interval=0.5)
 
@@ -186,6 +216,19 @@ class WebFront:
         return http.client.HTTPConnection(self.config.upstream_host, self.config.upstream_port, timeout=timeout)
 
     def airflow2_session_cookie(self, username: str, role: str) -> str:
+        """A FAB `session` cookie of `username` with `role`: the one made for it within
+        FAB_SESSION_REUSE_S, else a new sign-in."""
+        with self._fab_locks_guard:
+            lock = self._fab_locks.setdefault(username, threading.Lock())
+        with lock:
+            cached = self._fab_sessions.get(username)
+            if cached is not None and cached[0] == role and time.monotonic() - cached[2] < FAB_SESSION_REUSE_S:
+                return cached[1]
+            session = self._airflow2_sign_in(username, role)
+            self._fab_sessions[username] = (role, session, time.monotonic())
+            return session
+
+    def _airflow2_sign_in(self, username: str, role: str) -> str:
         """Sign in to Airflow 2's FAB UI as `username` (created or given `role` first); returns the
         `session` cookie FAB set."""
         password = fab_password(self.config.token_key, username)
@@ -241,6 +284,56 @@ def _cookie_value(set_cookie: str, name: str) -> str:
     return match.group(1) if match else ""
 
 
+class _FrontServer(ThreadingHTTPServer):
+    """The web front's listener. With a certificate it speaks TLS; with `tls_optional` as well as
+    plain HTTP on the same port (MWAA clients build https:// URLs themselves, while browsers
+    and older scripts keep using http:// locally): a connection whose first byte opens a TLS
+    handshake is wrapped, any other is served as it is. Both happen in the connection's own
+    thread, so a slow or silent client never holds up the accept loop."""
+
+    daemon_threads = True
+    tls: ssl.SSLContext | None = None
+    tls_optional = False
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        connection = self._secured(request, client_address)
+        if connection is None:
+            return
+        try:
+            super().finish_request(connection, client_address)
+        finally:
+            if connection is not request:
+                # The plain socket was handed over to the TLS one, whose end is ours to close.
+                try:
+                    connection.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+                connection.close()
+
+    def _secured(self, request: socket.socket, client_address: Any) -> socket.socket | None:
+        if self.tls is None:
+            return request
+        request.settimeout(FIRST_BYTE_TIMEOUT_S)
+        if self.tls_optional:
+            try:
+                first = request.recv(1, socket.MSG_PEEK)
+            except OSError:
+                return None
+            if not first:
+                return None
+            if first != TLS_HANDSHAKE:
+                request.settimeout(None)
+                return request
+        try:
+            connection = self.tls.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError) as exc:
+            # A client that does not trust the certificate ends here: one line, no traceback.
+            sys.stderr.write(f"[web-front] {client_address[0]} TLS handshake failed: {exc}\n")
+            return None
+        connection.settimeout(None)
+        return connection
+
+
 class _Handler(ProxyHandler):
     web: WebFront
     protocol_version = "HTTP/1.1"
@@ -264,9 +357,12 @@ class _Handler(ProxyHandler):
                 self._cli()
             elif endpoint == SSO_PATH:
                 self._sso()
+            elif endpoint in LOGIN_PATHS.values():
+                self._login(endpoint)
             else:
                 self._proxy()
-        except (BrokenPipeError, ConnectionResetError):
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLEOFError, ssl.SSLZeroReturnError):
+            # The client went away (over TLS it says so as an SSL error): nobody to answer.
             self.close_connection = True
         except Exception as exc:  # the front must answer, never drop the connection silently
             self.log_message("error on %s %s: %r", self.command, path, exc)
@@ -337,19 +433,80 @@ class _Handler(ProxyHandler):
             self.close_connection = True
             self._send(413, error_page("Sign-in refused", "The request is too large."), "text/html; charset=utf-8")
             return
-        form = urllib.parse.parse_qs(body.decode("utf-8", "replace"))
-        token = (form.get("token") or [""])[0]
-        tokens = self.web.tokens
-        config = self.web.config
         try:
-            claims = tokens.verify(config.token_key, token, kind=tokens.WEB, environment=config.environment,
-                                   now=self.web.clock())
-            if claims.role == "Public":
-                raise tokens.TokenError("The Public role cannot sign in to the Airflow UI.", 403)
-            self.web.replays.use(claims)
+            sign_in = self._sign_in(_form_token(body))
         except tokens.TokenError as exc:
             self._send(exc.status, error_page("Sign-in refused", exc.message), "text/html; charset=utf-8")
             return
+        except AirflowSignInFailed as exc:
+            self._send(502, error_page("Sign-in failed", str(exc)), "text/html; charset=utf-8")
+            return
+        self.send_response(303)
+        self.send_header("Location", sign_in.location)
+        self.send_header("Set-Cookie", sign_in.cookie)
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    # ---- /aws_mwaa/login (Airflow 2), /pluginsv2/aws_mwaa/login (Airflow 3) --------------------
+
+    def _login(self, endpoint: str) -> None:
+        """The web login for scripts: the SSO sign-in without a browser. The session comes back on
+        a 200 itself, not on a redirect: clients read the cookie from the response they end on
+        (`response.cookies[...]`, after requests has followed any redirect)."""
+        config = self.web.config
+        major = 3 if config.airflow_major >= 3 else 2
+        # Refused before the body is read, so the connection closes: what is left of the request
+        # would otherwise be taken for the next one.
+        closing = {"Connection": "close"}
+        if endpoint != LOGIN_PATHS[major]:
+            self.close_connection = True
+            self._send(404, _json({"error": "NotFound", "message":
+                                   f"This environment runs Airflow {major}: sign in at {config.base_path}"
+                                   f"{LOGIN_PATHS[major]} (the Amazon provider's MwaaHook: airflow_version={major})."}),
+                       "application/json", closing)
+            return
+        if self.command != "POST":
+            self.close_connection = True
+            self._send(405, _json({"error": "MethodNotAllowed", "message":
+                                   "POST the web login token from CreateWebLoginToken as the form field `token`."}),
+                       "application/json", {"Allow": "POST", **closing})
+            return
+        body = self._read_body(MAX_FORM_BODY)
+        if body is None:
+            self.close_connection = True
+            self._send_json(413, {"error": "PayloadTooLarge", "message": f"The form exceeds {MAX_FORM_BODY} bytes."})
+            return
+        token = _form_token(body)
+        if not token:
+            self._send_json(400, {"error": "BadRequest", "message":
+                                  "Send the web login token from CreateWebLoginToken as the form field `token` "
+                                  "(application/x-www-form-urlencoded)."})
+            return
+        try:
+            sign_in = self._sign_in(token)
+        except tokens.TokenError as exc:
+            self._send_json(exc.status, {"error": "Unauthorized" if exc.status == 401 else "Forbidden",
+                                         "message": exc.message})
+            return
+        except AirflowSignInFailed as exc:
+            self._send_json(502, {"error": "BadGateway", "message": str(exc)})
+            return
+        self._send(200, signed_in_page(sign_in.location, sign_in.airflow_identity, sign_in.role),
+                   "text/html; charset=utf-8", {"Set-Cookie": sign_in.cookie})
+
+    # ---- the sign-in both share ----------------------------------------------------------------
+
+    def _sign_in(self, token: str) -> "SignIn":
+        """Verify a web login token, spend it (once, for every web front of the environment), and
+        sign its identity into Airflow with its role. TokenError if refused, AirflowSignInFailed
+        if Airflow would not take the sign-in."""
+        config = self.web.config
+        claims = tokens.verify(config.token_key, token, kind=tokens.WEB, environment=config.environment,
+                               now=self.web.clock())
+        if claims.role == "Public":
+            raise tokens.TokenError("The Public role cannot sign in to the Airflow UI.", 403)
+        self.web.replays.use(claims)
         secure = "; Secure" if self._scheme() == "https" else ""
         # Scoped to the environment's prefix, as Airflow 3 scopes its own cookies (and Airflow 2's
         # session cookie, through the webserver_config.py the entrypoint writes): environments
@@ -361,16 +518,35 @@ class _Handler(ProxyHandler):
             cookie = f"_token={jwt}; Path={base}/; SameSite=Lax{secure}"
             location = f"{base}/"
         else:
-            session = self.web.airflow2_session_cookie(fab_username(claims.airflow_identity), claims.role)
+            try:
+                session = self.web.airflow2_session_cookie(fab_username(claims.airflow_identity), claims.role)
+            except (RuntimeError, OSError) as exc:
+                raise AirflowSignInFailed(f"Airflow did not accept the sign-in ({exc}); it may still be starting. "
+                                          "Create a new login token and try again.") from None
             cookie = f"session={session}; Path={base}/; HttpOnly; SameSite=Lax{secure}"
             location = f"{base}/home"
-        self.send_response(303)
-        self.send_header("Location", location)
-        self.send_header("Set-Cookie", cookie)
-        self.send_header("Cache-Control", "no-store")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
+        return SignIn(cookie, location, claims.airflow_identity, claims.role)
 
+
+class AirflowSignInFailed(Exception):
+    """Airflow (2) did not take a sign-in the token allowed: an upstream failure, not the client's."""
+
+
+class SignIn:
+    def __init__(self, cookie: str, location: str, airflow_identity: str, role: str) -> None:
+        self.cookie = cookie
+        self.location = location
+        self.airflow_identity = airflow_identity
+        self.role = role
+
+
+def _json(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload).encode()
+
+
+def _form_token(body: bytes) -> str:
+    form = urllib.parse.parse_qs(body.decode("utf-8", "replace"))
+    return (form.get("token") or [""])[0]
 
 
 def main() -> int:

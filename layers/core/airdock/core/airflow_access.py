@@ -24,6 +24,11 @@ RolePolicy = Mapping[str, Any]
 # Airflow user names are at most 64 characters (CreateWebLoginToken's AirflowIdentity limit).
 _AIRFLOW_NAME_MAX = 64
 
+# MWAA's whole AccessDeniedException message when InvokeRestApi finds no Airflow role for the
+# caller. The Amazon provider's MwaaHook looks for "Airflow role" in it to fall back to a web
+# login session, so the wording is part of the contract.
+NO_AIRFLOW_ROLE = "No Airflow role granted in IAM."
+
 
 def iam_identity(principal_arn: str) -> str:
     """The identity part of an ARN, as MWAA reports it: `assumed-role/Admin/your-name`,
@@ -52,8 +57,9 @@ def _normalise(role: Any, where: str) -> str:
                           f"use one of {', '.join(AIRFLOW_ROLES)}.")
 
 
-def airflow_role(caller: Caller, environment: str, policy: RolePolicy | None = None) -> str:
-    """The Airflow role `caller` gets in `environment`, or AccessDenied."""
+def airflow_role(caller: Caller, environment: str, policy: RolePolicy | None = None,
+                 operation: str = "CreateWebLoginToken") -> str:
+    """The Airflow role `caller` gets in `environment` for `operation`, or AccessDenied."""
     policy = policy or {}
     for subject in (caller.access_key_id, caller.principal_arn):
         entry = policy.get(subject)
@@ -66,5 +72,7 @@ def airflow_role(caller: Caller, environment: str, policy: RolePolicy | None = N
         return _normalise(entry, subject)
     if _is_root(caller):
         return "Admin"
+    if operation == "InvokeRestApi":
+        raise AccessDenied(NO_AIRFLOW_ROLE)
     raise AccessDenied(
         f"User: {caller.principal_arn} is not authorized to access Airflow in environment {environment}.")

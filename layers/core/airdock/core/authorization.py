@@ -41,6 +41,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError as PydanticValidationError, field_validator, model_validator
 
+from airdock.core.airflow_access import NO_AIRFLOW_ROLE
 from airdock.core.errors import AccessDenied, ValidationError
 from airdock.core.paths import CACHED_LENGTH, percent_decode
 from airdock.core.ports import Caller
@@ -196,6 +197,8 @@ class Authorizer:
                 if evaluate(policies, action, self.role_arn(environment, role)) == "Allow"]
 
     def denied_role(self, caller: Caller, environment: str, operation: str) -> AccessDenied:
+        if operation == "InvokeRestApi":
+            return AccessDenied(NO_AIRFLOW_ROLE)
         return access_denied(caller.principal_arn, f"{SERVICE}:{operation}", self.role_arn(environment, "*"),
                              "ImplicitDeny")
 
@@ -209,6 +212,8 @@ class Authorizer:
             decisions = [evaluate(policies, action, self.role_arn(target.environment, r)) for r in ROLE_PRECEDENCE]
             if "Allow" in decisions:
                 return
+            if target.operation == "InvokeRestApi":
+                raise AccessDenied(NO_AIRFLOW_ROLE)
             decision: Decision = "ExplicitDeny" if all(d == "ExplicitDeny" for d in decisions) else "ImplicitDeny"
             resource = self.role_arn(target.environment, "*")
         else:

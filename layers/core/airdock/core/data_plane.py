@@ -53,7 +53,7 @@ class AirflowDataPlane:
         # otherwise the role policy decides (Admin for the account's root by default).
         allowed = self.authorizer.allowed_airflow_roles(caller, record.name, operation) if self.authorizer else None
         if allowed is None:
-            return airflow_role(caller, record.name, self.roles.role_policy())
+            return airflow_role(caller, record.name, self.roles.role_policy(), operation)
         if not allowed:
             assert self.authorizer is not None
             raise self.authorizer.denied_role(caller, record.name, operation)

@@ -7,7 +7,8 @@ through the same entrypoint as the container image, `python -m airdock_runtime.e
 the environment's runtime interpreter.
 
 Layout of `env_dir`: airflow_home/ (AIRFLOW_HOME, shared by every component), pgdata/,
-logs/<process>.log, pids/, web_front/ (spent login tokens), secrets.json (0600), ports.json.
+logs/<process>.log, pids/, web_front/ (spent login tokens), tls/ (the web front's certificate from
+the local CA), secrets.json (0600), ports.json.
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ from airdock.local.environment_files import EnvironmentFiles, Ports
 from airdock.local.processes import dies_with_caller, reap_orphans
 from airdock.local.runtime import Runtime
 from airdock.local.supervisor import ComponentSpec, ComponentState, Supervisor
+from airdock.local.tls import LocalCertificateAuthority, server_files
 from airdock_runtime.airflow_auth import basic_auth_header, mint_airflow_jwt
 
 # Inherited variables that would leak Airdock's own Python or another environment's settings
@@ -69,6 +71,9 @@ class LocalSpec:
     # New DAG files are found by a periodic folder scan (Airflow's default: 5 minutes, MWAA's
     # too); locally a short scan makes a saved file show up while you watch.
     dag_scan_interval_s: int = 30
+    # Signs the web front's certificate, so it serves https:// (as MWAA clients call it) beside
+    # http://; unused when the settings name a certificate of the user's own.
+    certificate_authority: LocalCertificateAuthority | None = field(default=None, compare=False)
 
     @property
     def name(self) -> str:
@@ -136,8 +141,22 @@ class LocalAirflowEnvironment:
 
     @property
     def front_url(self) -> str:
+        # With the local CA the front speaks both; links stay http://, which any browser opens.
         scheme = "https" if self.spec.settings.web_tls_cert else "http"
         return f"{scheme}://{self.front_hostname}"
+
+    @property
+    def local_tls(self) -> bool:
+        """The web front serves HTTPS with a certificate from the local CA (and plain HTTP)."""
+        return self.spec.certificate_authority is not None and not self.spec.settings.web_tls_cert
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.env_dir / "tls"
+
+    def web_front_hostnames(self) -> list[str]:
+        """The names clients reach the web front by, which its certificate must carry."""
+        return list(dict.fromkeys([self.spec.settings.web_hostname, "127.0.0.1", "localhost"]))
 
     @property
     def api_prefix(self) -> str:
@@ -187,6 +206,11 @@ class LocalAirflowEnvironment:
         given = {"AIRDOCK_WEB_TLS_CERT": settings.web_tls_cert, "AIRDOCK_WEB_TLS_KEY": settings.web_tls_key,
                  "AIRDOCK_CLI_TIMEOUT": settings.cli_timeout,
                  "AIRDOCK_TOKEN_CLOCK_OFFSET_FILE": settings.token_clock_offset_file}
+        if self.local_tls:
+            # Issued by write_home() before any component starts.
+            cert, key = server_files(self.tls_dir)
+            given.update({"AIRDOCK_WEB_TLS_CERT": str(cert), "AIRDOCK_WEB_TLS_KEY": str(key),
+                          "AIRDOCK_WEB_TLS_OPTIONAL": "1"})
         return {name: value for name, value in given.items() if value}
 
     def blueprint(self, home: Path | None = None) -> Blueprint:
@@ -255,6 +279,11 @@ class LocalAirflowEnvironment:
         if not cfg.exists():
             cfg.write_text("# Airdock sets every option as an AIRFLOW__SECTION__KEY variable of each component.\n")
         (self.env_dir / "spec.json").write_text(self.spec.environment.model_dump_json(indent=1))
+        authority = self.spec.certificate_authority
+        if authority is not None and self.local_tls:
+            # Kept while it still names this host and this CA signed it; a changed
+            # AIRDOCK_WEB_HOSTNAME or a new CA gets a new one at this start.
+            authority.server_certificate(self.tls_dir, self.web_front_hostnames())
 
     def _reap_leftovers(self, progress: Callable[[str], None]) -> None:
         # An operation resumed after the server was SIGKILLed finds the environment's old

@@ -22,6 +22,7 @@ from airdock.local.runtime import RuntimeBuildError, RuntimeCache
 from airdock.local.runtime import Sources as RuntimeSources  # noqa: I001 - not the blueprint's Sources
 from airdock.local.processes import reap_orphans
 from airdock.local.supervisor import SupervisorClosed
+from airdock.local.tls import LocalCertificateAuthority
 
 Progress = Callable[[str], None]
 
@@ -58,10 +59,12 @@ def _interruptible(method: F) -> F:
 
 class LocalCompute:
     def __init__(self, data_dir: Path, buckets: LocalBuckets, settings: Settings,
-                 runtimes: RuntimeCache | None = None) -> None:
+                 runtimes: RuntimeCache | None = None,
+                 certificate_authority: LocalCertificateAuthority | None = None) -> None:
         self.envs_dir = data_dir / "envs"
         self.buckets = buckets
         self.settings = settings
+        self.certificate_authority = certificate_authority
         self.runtimes = runtimes or RuntimeCache(settings.runtime_cache)
         self._envs: dict[str, LocalAirflowEnvironment] = {}
         self._paused: set[str] = set()  # stopped by pause(); started again by start/replace/restart
@@ -96,7 +99,7 @@ class LocalCompute:
             plugins=self._object(env, env.PluginsS3Path, env.PluginsS3ObjectVersion),
             startup_script=self._object(env, env.StartupScriptS3Path, env.StartupScriptS3ObjectVersion),
         )
-        return LocalSpec(env, sources, self.settings)
+        return LocalSpec(env, sources, self.settings, certificate_authority=self.certificate_authority)
 
     def check_plugins(self, env: Environment) -> None:
         """Refuse a plugins.zip with entries that would unpack outside the plugins folder (zip

@@ -23,6 +23,7 @@ from airdock.local.logs import LocalLogs
 from airdock.local.metrics_store import SqliteMetrics
 from airdock.local.sqlite_db import SqliteDatabase
 from airdock.local.sqlite_repository import SqliteEnvironmentRepository
+from airdock.local.tls import LocalCertificateAuthority
 
 log = logging.getLogger("airdock.local")
 
@@ -60,6 +61,12 @@ class LocalContext:
         self._lifecycle: Any | None = None
         self._lifecycle_loops: list[Any] = []
         self.provision = provision
+        # MWAA clients call https://{WebServerHostname}: web fronts serve HTTPS with certificates
+        # from a CA of this data directory, unless the user gave a certificate of their own.
+        self.certificate_authority: LocalCertificateAuthority | None = None
+        if provision and not settings.web_tls_cert:
+            self.certificate_authority = LocalCertificateAuthority(self.data_dir / "tls")
+            self.certificate_authority.ensure()
         self.service = EnvironmentService(
             repository=self.repository,
             buckets=self.buckets,
@@ -85,7 +92,8 @@ class LocalContext:
         if self._compute is None:
             from airdock.local.compute import LocalCompute
 
-            self._compute = LocalCompute(self.data_dir, self.buckets, self.settings)
+            self._compute = LocalCompute(self.data_dir, self.buckets, self.settings,
+                                         certificate_authority=self.certificate_authority)
         return self._compute
 
     @property
