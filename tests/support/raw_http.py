@@ -1,5 +1,5 @@
 """Serving raw HTTP bytes to an ASGI app through the protocol `airdock serve` gives uvicorn
-(server.bounded_http_protocol), with a transport that records what the event loop would send."""
+(http_transport.bounded_http_protocol), with a transport that records what the event loop would send."""
 from __future__ import annotations
 
 import asyncio
@@ -8,7 +8,7 @@ from typing import Any
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
-from airdock.local.server import bounded_http_protocol
+from airdock.local.http_transport import bounded_http_protocol
 
 
 class RecordingTransport(asyncio.Transport):

@@ -1,5 +1,5 @@
 """Specification of how `airdock serve` puts responses on the wire: the HTTP protocol it gives
-uvicorn (server.bounded_http_protocol) driven with raw bytes, and a transport that records what
+uvicorn (http_transport.bounded_http_protocol) driven with raw bytes, and a transport that records what
 the event loop would send."""
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ GET = b"GET /environments HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 @pytest.mark.parametrize("declared", [None, b"999"], ids=["no-length", "wrong-length"])
 def test_api_responses_carry_their_exact_length_instead_of_chunked_encoding(declared: bytes | None) -> None:
     # Given an API function's proxy response, with or without a Content-Length of its own
-    from airdock.local.server import _send_proxy_response
+    from airdock.local.apigw_events import send_proxy_response as _send_proxy_response
 
     headers = {"Content-Type": "application/json", **({"Content-Length": declared.decode()} if declared else {})}
     response = {"statusCode": 200, "headers": headers, "body": '{"Environments": ["é"]}'}
@@ -39,7 +39,7 @@ def test_request_ids_are_distinct_version_4_uuids() -> None:
     # Given many request ids drawn as the endpoint draws them (no system call per request)
     import uuid
 
-    from airdock.local.server import _request_id
+    from airdock.local.apigw_events import request_id as _request_id
 
     ids = [_request_id() for _ in range(10_000)]
     # Then each is a canonical version-4 UUID and none repeats
@@ -48,7 +48,7 @@ def test_request_ids_are_distinct_version_4_uuids() -> None:
 
 
 async def _answer_after_reading(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    from airdock.local.server import _send_json
+    from airdock.local.apigw_events import send_json as _send_json
 
     message = await receive()
     await _send_json(send, 200, {"received": message.get("body", b"").decode()})
@@ -78,7 +78,7 @@ def test_a_100_continue_goes_out_before_the_app_has_answered() -> None:
 
 def test_what_is_written_before_the_connection_closes_is_sent_first() -> None:
     # Given a head so large that the protocol refuses it (a write, then a close, outside any answer)
-    from airdock.local.server import MAX_HEAD_BYTES
+    from airdock.local.http_transport import MAX_HEAD_BYTES
 
     request = b"GET / HTTP/1.1\r\nX-Big: " + b"a" * (MAX_HEAD_BYTES + 10)
     # When the head arrives in two reads (the second one is refused)

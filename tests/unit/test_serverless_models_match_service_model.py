@@ -3,11 +3,8 @@ model (2024-07-26): every stated length, value, size, pattern and enum, and the 
 """
 from __future__ import annotations
 
-import json
 import typing
-from pathlib import Path
 
-import botocore
 import pytest
 
 from airdock.core.serverless import models as m

@@ -67,7 +67,7 @@ def _serve(args: argparse.Namespace) -> int:
     # stop is a success, so the re-raised signal ends the process with status 0.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
-    from airdock.local.server import bounded_http_protocol
+    from airdock.local.http_transport import bounded_http_protocol
 
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, lifespan="on",
                 http=bounded_http_protocol(), access_log=args.access_log)

@@ -38,7 +38,7 @@ async def _send_error(send: Send, status: int, code: str, message: str) -> None:
 
 
 async def handle(context: Any, clock: Callable[[], datetime], scope: dict[str, Any], body: bytes, send: Send) -> None:
-    from airdock.local.server import _proxy_event, _send_proxy_response
+    from airdock.local.apigw_events import proxy_event, send_proxy_response
 
     raw_path = scope.get("raw_path", scope["path"].encode()).decode("utf-8", "surrogateescape").split("?", 1)[0]
     query = scope.get("query_string", b"").decode("utf-8", "surrogateescape")
@@ -51,11 +51,11 @@ async def handle(context: Any, clock: Callable[[], datetime], scope: dict[str, A
         await _send_error(send, exc.status, exc.code, exc.message)
         return
     key = keys.lookup(identity.access_key_id)
-    event = _proxy_event(scope, raw_path, query, headers, body, identity.access_key_id,
+    event = proxy_event(scope, raw_path, query, headers, body, identity.access_key_id,
                          key.principal_arn if key else "")
     function = load_function("serverless_api")
     response = await asyncio.to_thread(function.handler, event, None, context.serverless.service)
-    await _send_proxy_response(send, response)
+    await send_proxy_response(send, response)
 
 
 LOGS_PATH = "/_airdock/serverless/task-logs"
