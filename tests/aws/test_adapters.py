@@ -319,3 +319,107 @@ def test_private_environments_get_a_path_rule_on_the_internal_listener_and_a_hos
     assert compute.webserver_hostname(env) == f"{stack.environ['AIRDOCK_PRIVATE_ALB_DNS']}/analytics"
     compute.web.delete("analytics")
     assert [r for r in elb.describe_rules(ListenerArn=stack.environ["AIRDOCK_PRIVATE_LISTENER_ARN"])["Rules"] if not r["IsDefault"]] == []
+
+
+# ---------------------------------------------------------------------------- the metadata schema
+
+
+def _migrations(stack: Stack, name: str) -> list[tuple[str, list[str] | None]]:
+    """The migrate tasks started for environment `name`: (Airflow image tag, command override)."""
+    ecs = stack.client("ecs")
+    arns = ecs.list_tasks(cluster="airdock-environments", startedBy=naming.started_by(name))["taskArns"]
+    found = []
+    for task in ecs.describe_tasks(cluster="airdock-environments", tasks=arns)["tasks"] if arns else []:
+        definition = ecs.describe_task_definition(taskDefinition=task["taskDefinitionArn"])["taskDefinition"]
+        overrides = task.get("overrides", {}).get("containerOverrides", [])
+        found.append((definition["containerDefinitions"][0]["image"].rsplit(":", 1)[1],
+                      next((o["command"] for o in overrides if o.get("command")), None)))
+    return found
+
+
+def _images(stack: Stack, name: str) -> set[str]:
+    ecs = stack.client("ecs")
+    return {ecs.describe_task_definition(taskDefinition=s["taskDefinition"])["taskDefinition"]
+            ["containerDefinitions"][0]["image"].rsplit(":", 1)[1] for s in _services(stack, name).values()}
+
+
+def test_airflows_components_wait_for_their_schema_because_the_migration_runs_beside_them(stack: Stack) -> None:
+    _up(stack, environment(stack))
+    ecs = stack.client("ecs")
+    waits = {}
+    for component, service in _services(stack, "analytics").items():
+        container = ecs.describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]["containerDefinitions"][0]
+        waits[component] = {v["name"]: v["value"] for v in container["environment"]}.get("AIRDOCK_SCHEMA_WAIT_S")
+    assert waits.pop("web-front") is None  # Airdock's code, no Airflow schema
+    assert set(waits.values()) == {"900"}
+    assert _migrations(stack, "analytics") == [("3.3.2", None)]
+
+
+def test_an_upgrade_migrates_the_schema_with_the_new_airflow_once(stack: Stack) -> None:
+    compute = _up(stack, environment(stack, AirflowVersion="2.11.0"))
+    upgraded = environment(stack, AirflowVersion="3.3.2")
+    compute.replace(upgraded, "GRACEFUL", lambda _m: None)
+    compute.replace(upgraded, "GRACEFUL", lambda _m: None)  # the step again: already on 3.3.2
+    assert _migrations(stack, "analytics") == [("2.11.0", None), ("3.3.2", None)]
+    assert _images(stack, "analytics") == {"3.3.2"}
+
+
+def test_rolling_back_a_failed_upgrade_takes_the_schema_down_with_the_newer_airflow(stack: Stack) -> None:
+    before = environment(stack, AirflowVersion="2.11.0")
+    compute = _up(stack, before)
+    failed = environment(stack, AirflowVersion="3.3.2")
+    compute.replace(failed, "GRACEFUL", lambda _m: None)
+    compute.roll_back(before, lambda _m: None, failed=failed)
+    compute.roll_back(before, lambda _m: None, failed=failed)  # a retried step starts no second downgrade
+    # Only Airflow 3.3.2 knows how to undo its own migrations; 2.11's `db migrate` is not run on
+    # a schema it does not know.
+    assert _migrations(stack, "analytics") == [("2.11.0", None), ("3.3.2", None), ("3.3.2", ["--downgrade", "2.11.0"])]
+    assert _images(stack, "analytics") == {"2.11.0"}
+
+
+def test_a_rollback_downgrades_even_when_the_services_never_left_the_old_airflow(stack: Stack) -> None:
+    # The upgrade's migrate task may have run although its services were never updated.
+    before = environment(stack, AirflowVersion="2.11.0")
+    compute = _up(stack, before)
+    compute.roll_back(before, lambda _m: None, failed=environment(stack, AirflowVersion="3.3.2"))
+    assert _migrations(stack, "analytics") == [("2.11.0", None), ("3.3.2", ["--downgrade", "2.11.0"])]
+
+
+def test_rolling_back_a_failed_move_to_2_11_migrates_the_schema_forward_again(stack: Stack) -> None:
+    before = environment(stack, AirflowVersion="3.3.2")
+    compute = _up(stack, before)
+    failed = environment(stack, AirflowVersion="2.11.0")
+    compute.replace(failed, "GRACEFUL", lambda _m: None)
+    compute.roll_back(before, lambda _m: None, failed=failed)
+    assert _migrations(stack, "analytics") == [
+        ("3.3.2", None), ("3.3.2", ["--downgrade", "2.11.0"]), ("3.3.2", None)]
+    assert _images(stack, "analytics") == {"3.3.2"}
+
+
+def test_a_failed_downgrade_is_reported_by_the_health_check(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    before = environment(stack, AirflowVersion="2.11.0")
+    compute = _up(stack, before)
+    compute.roll_back(before, lambda _m: None, failed=environment(stack, AirflowVersion="3.3.2"))
+    ecs = stack.client("ecs")
+    real_list, real_describe = ecs.list_tasks, ecs.describe_tasks
+
+    def stopped(**kwargs: Any) -> Any:
+        kwargs.pop("desiredStatus", None)
+        return real_list(**kwargs)
+
+    def exited(**kwargs: Any) -> Any:
+        # Both tasks have stopped: the creation's migration long ago, the downgrade just now, failed.
+        response = real_describe(**kwargs)
+        for task in response["tasks"]:
+            downgrade = "--downgrade" in json.dumps(task.get("overrides", {}))
+            task["createdAt"] = 2_000 if downgrade else 1_000
+            task["containers"] = [{"exitCode": 1 if downgrade else 0}]
+            task["stoppedReason"] = "Essential container in task exited"
+        return response
+
+    monkeypatch.setattr(compute.ecs, "list_tasks", stopped)
+    monkeypatch.setattr(compute.ecs, "describe_tasks", exited)
+    with pytest.raises(ProvisioningError) as failure:
+        compute.health(before)
+    assert failure.value.code == "METADATA_DATABASE_FAILED"
+    assert "`airflow db downgrade` failed with exit code 1" in failure.value.message

@@ -52,7 +52,7 @@ def guarded(name, globals=None, locals=None, fromlist=(), level=0):
         raise ImportError(f"{top} is neither in the core layer nor boto3")
     return real_import(name, globals, locals, fromlist, level)
 builtins.__import__ = guarded
-os.environ.update(AIRDOCK_BACKEND="aws", AWS_DEFAULT_REGION="us-east-1")
+os.environ.update(AWS_DEFAULT_REGION="us-east-1")
 for function in ("serverless_api", "serverless_reconcile"):
     spec = importlib.util.spec_from_file_location(f"fn_{function}", f"functions/{function}/app.py")
     spec.loader.exec_module(importlib.util.module_from_spec(spec))

@@ -166,7 +166,7 @@ def test_every_variable_the_template_gives_a_function_is_one_of_its_settings() -
     from support.template import load_template
 
     template = load_template()
-    known = {f"AIRDOCK_{name.upper()}" for name in Settings.model_fields} | {"AIRDOCK_BACKEND", "AIRDOCK_STAGE"}
+    known = {f"AIRDOCK_{name.upper()}" for name in Settings.model_fields}
     given = set(template["Globals"]["Function"]["Environment"]["Variables"])
     for resource in template["Resources"].values():
         if resource["Type"] == "AWS::Serverless::Function":

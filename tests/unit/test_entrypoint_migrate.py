@@ -23,6 +23,8 @@ args = sys.argv[1:]
 code = 0
 if args[:2] == ["db", "migrate"]:
     code = int(os.environ.get("FAKE_MIGRATE_EXIT", "0"))
+elif args[:2] == ["db", "check-migrations"]:
+    code = int(os.environ.get("FAKE_SCHEMA_EXIT", "0"))
 elif args[:2] == ["users", "list"]:
     print("[warning] some log line first")
     print(json.dumps([{{"id": str(i), "username": u}} for i, u in enumerate(calls["users"])]))
@@ -112,3 +114,22 @@ def test_given_a_base_path_the_airflow2_webserver_scopes_its_session_cookie_to_i
 def test_without_a_base_path_airflow_keeps_its_own_webserver_config(airflow: dict[str, str]) -> None:
     assert _run(airflow, "webserver").returncode == 0
     assert not (Path(airflow["AIRFLOW_HOME"]) / "webserver_config.py").exists()
+
+
+def test_given_a_schema_wait_the_component_starts_once_the_schema_is_its_airflows(airflow: dict[str, str]) -> None:
+    env = {**airflow, "AIRDOCK_SCHEMA_WAIT_S": "900"}
+    assert _run(env, "scheduler").returncode == 0
+    assert _calls(env) == [["db", "check-migrations", "--migration-wait-timeout", "900"], ["scheduler"]]
+
+
+def test_given_a_schema_that_never_becomes_its_airflows_the_component_never_starts(airflow: dict[str, str]) -> None:
+    env = {**airflow, "AIRDOCK_SCHEMA_WAIT_S": "900", "FAKE_SCHEMA_EXIT": "1"}
+    result = _run(env, "scheduler")
+    assert result.returncode != 0
+    assert "not on Airflow 2.11.0's schema after 900 s" in result.stderr
+    assert _calls(env) == [["db", "check-migrations", "--migration-wait-timeout", "900"]]
+
+
+def test_without_a_schema_wait_the_component_starts_at_once(airflow: dict[str, str]) -> None:
+    assert _run(airflow, "scheduler").returncode == 0
+    assert _calls(airflow) == [["scheduler"]]

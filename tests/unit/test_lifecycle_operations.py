@@ -40,7 +40,7 @@ class RecordingCompute:
     def preflight(self, env: Any, progress: Any) -> None: self._record("preflight", env)
     def start(self, env: Any, progress: Any) -> None: self._record("start", env)
     def replace(self, env: Any, strategy: str, progress: Any) -> None: self._record("replace", env, strategy)
-    def roll_back(self, env: Any, progress: Any) -> None: self._record("roll_back", env, "FORCED")
+    def roll_back(self, env: Any, progress: Any, *, failed: Any) -> None: self._record("roll_back", env, "FORCED")
     def health(self, env: Any) -> Health: return Health(True, "ok")
     def stop(self, env: Any) -> None: self._record("stop", env)
     def destroy(self, env: Any) -> None: self._record("destroy", env)

@@ -41,6 +41,7 @@ AWS_ONLY = {
     "AIRDOCK_REQUIREMENTS_VERSION",
     "AIRDOCK_WEB_BASE_PATH",      # path routing on a shared load balancer
     "FORWARDED_ALLOW_IPS",        # the API server behind web fronts on other hosts
+    "AIRDOCK_SCHEMA_WAIT_S",      # the migrate task runs beside the services (locally: before)
     "AIRFLOW__LOGGING__REMOTE_LOGGING", "AIRFLOW__LOGGING__REMOTE_LOG_CONN_ID",  # TaskLogs to CloudWatch
     "AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER",
     "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__REGION",  # the SQS broker

@@ -33,6 +33,10 @@ Everything else arrives as environment variables, from the environment's bluepri
     AIRDOCK_ADMIN_PASSWORD           Airflow 2 (FAB): --migrate makes the `admin` user with it
     AIRDOCK_DRAIN_POLL_S             Celery workers on ECS: seconds between checks of the task's
                                      drain marker (airdock_runtime.drain); unset = none
+    AIRDOCK_SCHEMA_WAIT_S            wait up to so many seconds for the metadata database's
+                                     schema to be this Airflow's before the component starts
+                                     (ECS, where the migrate task runs beside the services);
+                                     unset = no wait
 
 COMPONENT: scheduler | api-server | webserver | dag-processor | triggerer | celery-worker |
 web-front (airdock_runtime.web_front, which documents its own variables). Other modes:
@@ -244,6 +248,21 @@ def downgrade(env: dict[str, str], target: str) -> int:
     return 0
 
 
+def wait_for_schema(env: dict[str, str]) -> None:
+    """Start on this Airflow's schema only: a component started while the migrate task still
+    runs (or before it takes a failed upgrade back down) would fail on tables it does not know."""
+    wait = env.get("AIRDOCK_SCHEMA_WAIT_S")
+    if not wait:
+        return
+    cmd = [airflow_bin(), "db", "check-migrations", "--migration-wait-timeout", wait]
+    log(f"waiting up to {wait} s for the metadata database to be Airflow {env.get('AIRFLOW_VERSION', '')}'s")
+    code = subprocess.run(cmd, env=env).returncode
+    if code != 0:
+        raise EntrypointError(
+            f"the metadata database is not on Airflow {env.get('AIRFLOW_VERSION', '')}'s schema after {wait} s; "
+            "the migrate task's output is in the scheduler's log group (SchedulerLogs)")
+
+
 def run_web_front(env: dict[str, str]) -> int:
     """The web front serves in this process: it is Airdock code, not an Airflow command, and it
     runs Airflow CLI calls with the environment `configure` built (startup-script exports too)."""
@@ -268,6 +287,7 @@ def run_component(component: str, args: list[str], env: dict[str, str]) -> int:
         raise EntrypointError(f"unknown component {component!r}; one of {', '.join([*COMPONENT_COMMANDS, WEB_FRONT])}")
     if component == "webserver":  # Airflow 2's UI
         write_webserver_config(env)
+    wait_for_schema(env)
     command = [*COMPONENT_COMMANDS[component], *args]
     cmd = [airflow_bin(), *command]
     log("starting: " + " ".join(cmd))

@@ -40,6 +40,7 @@ from airdock.aws.secrets import EnvironmentSecrets
 from airdock.aws.task_definitions import CONTAINER, AwsFacts, EcsConfig, image, platform, task_definitions
 from airdock.aws.web import SSO_HEALTH_PATH, WEB_FRONT_PORT, AlbWebAccess
 from airdock.aws.worker_pool import EcsWorkerPool
+from airdock.core import catalog
 from airdock.core.blueprint import Blueprint, blueprint
 from airdock.core.errors import ProvisioningError
 from airdock.core.models import Environment
@@ -55,6 +56,7 @@ DRAIN_POLL_S = 15
 RESTART_PROTECTION_MINUTES = 12 * 60
 WEB_FRONT = "web-front"
 MIGRATE = "migrate"
+MOVE_TAG = "airdock:schema-move"
 # Components of environments made by earlier Airdock versions that may still have a service.
 _EVERY_SERVICE = ("scheduler", "webserver", WEB_FRONT, "dag-processor", "triggerer", "worker")
 
@@ -132,7 +134,7 @@ class EcsCompute:
         preflight.check_image(self.ecr, self.config.image_repository, env)
         progress("registering task definitions")
         definitions = self._register_all(env)
-        self._migrate(env, definitions[MIGRATE], progress)
+        self._move_schema(env, None, definitions, progress)
 
     def preflight(self, env: Environment, progress: Progress) -> None:
         """New configuration checked without touching the running services: network, image,
@@ -155,8 +157,11 @@ class EcsCompute:
             self._ensure_service(env, component.name, definitions[component.name],
                                  self._desired(env, plan, component.name), target_group)
 
-    def replace(self, env: Environment, strategy: str, progress: Progress, *, new_deployment: bool = False) -> None:
-        """`new_deployment`: start new tasks even when no task definition changed (a restart)."""
+    def replace(self, env: Environment, strategy: str, progress: Progress, *, new_deployment: bool = False,
+                schema_from: str | None = None) -> None:
+        """`new_deployment`: start new tasks even when no task definition changed (a restart).
+        `schema_from`: the Airflow whose schema the database may be on (default: the running
+        scheduler's)."""
         preflight.check_image(self.ecr, self.config.image_repository, env)
         key = self._key(env)
         self.broker.ensure(env.Name, kms_key=key)
@@ -168,8 +173,7 @@ class EcsCompute:
         plan = self.blueprint(env)
         current = self._describe(env.Name, list(_EVERY_SERVICE))
         definitions = self._register_all(env, plan)
-        if self._running_airflow_version(current) != env.AirflowVersion:
-            self._migrate(env, definitions[MIGRATE], progress)
+        self._move_schema(env, schema_from or self._running_airflow_version(current), definitions, progress)
         if strategy == "FORCED":
             progress("releasing worker scale-in protection (forced update)")
             self.workers.protect_all(env.Name, on=False)
@@ -178,6 +182,16 @@ class EcsCompute:
             self._ensure_service(env, component.name, definitions[component.name],
                                  self._desired(env, plan, component.name, current), target_group,
                                  force=strategy == "FORCED" or new_deployment)
+
+    def roll_back(self, env: Environment, progress: Progress, *, failed: Environment) -> None:
+        """Back onto `env` after the update to `failed` failed, FORCED. An update to another
+        Airflow may have moved the database (its migrate task may even have run with the
+        services still on `env`), so the schema goes back to `env`'s Airflow whatever the
+        update got to: from a newer Airflow by that Airflow's own `airflow db downgrade` (only
+        it knows how to undo its migrations, as in MWAA's images), from an older one by
+        `airflow db migrate`. Both leave a database already on `env`'s schema as it is."""
+        moved = failed.AirflowVersion if failed.AirflowVersion != env.AirflowVersion else None
+        self.replace(env, "FORCED", progress, schema_from=moved)
 
     def health(self, env: Environment) -> Health:
         self._check_migration(env)
@@ -399,16 +413,41 @@ class EcsCompute:
 
     # ================================================================== migration
 
-    def _migrate(self, env: Environment, task_definition: str, progress: Progress) -> None:
-        for arn in self._tasks(env.Name, "RUNNING"):
-            described = self.ecs.describe_tasks(cluster=self.config.cluster, tasks=[arn])["tasks"]
-            if described and described[0].get("taskDefinitionArn") == task_definition:
+    def _move_schema(self, env: Environment, schema_from: str | None, definitions: dict[str, str],
+                     progress: Progress) -> None:
+        """Start the task that brings the database from `schema_from`'s schema (None: none yet,
+        or unknown) to `env`'s Airflow's. It runs beside the services, which wait for the schema
+        before they start (the blueprint's schema wait); `health` reports it if it fails."""
+        target = env.AirflowVersion
+        if schema_from == target:
+            return  # the same Airflow: nothing to migrate, and a migration would cost a task
+        if schema_from is not None and catalog.version_order(schema_from) > catalog.version_order(target):
+            newer = env.model_copy(update={"AirflowVersion": schema_from})
+            rendered = task_definitions(self.blueprint(newer), newer, self.config, self.secrets.arns(env.Name))
+            definition = self._register(rendered[MIGRATE], env.Name)
+            self._run_migration(env, definition, ["--downgrade", target], f"{schema_from}->{target}", progress,
+                                f"taking the metadata database back from Airflow {schema_from} to {target}")
+        else:
+            self._run_migration(env, definitions[MIGRATE], None, f"{schema_from or ''}->{target}", progress,
+                                "migrating the metadata database")
+
+    def _run_migration(self, env: Environment, task_definition: str, command: list[str] | None, move: str,
+                       progress: Progress, what: str) -> None:
+        """`move` ("FROM->TO") tags the task: a re-run of the step finds it running (task
+        definition revisions do not tell: both Airflows' migrate definitions share a family)."""
+        running = self._tasks(env.Name, "RUNNING")
+        for start in range(0, len(running), 100):
+            described = self.ecs.describe_tasks(cluster=self.config.cluster, tasks=running[start:start + 100],
+                                                include=["TAGS"])["tasks"]
+            if any({"key": MOVE_TAG, "value": move} in task.get("tags", []) for task in described):
                 return  # an earlier run of this step started it
-        progress("migrating the metadata database")
+        progress(what)
+        overrides = {"containerOverrides": [{"name": CONTAINER, "command": command}]} if command else {}
         response = self.ecs.run_task(
             cluster=self.config.cluster, taskDefinition=task_definition, launchType="FARGATE", count=1,
             networkConfiguration=self._network(env), startedBy=naming.started_by(env.Name),
-            tags=[{"key": "airdock:environment", "value": env.Name}], propagateTags="TASK_DEFINITION",
+            tags=[{"key": "airdock:environment", "value": env.Name}, {"key": MOVE_TAG, "value": move}],
+            overrides=overrides,
         )
         if response.get("failures"):
             reasons = "; ".join(f"{f.get('reason')}: {f.get('detail', '')}" for f in response["failures"])
@@ -426,8 +465,16 @@ class EcsCompute:
         latest = max(migrations, key=lambda t: t.get("createdAt") or 0)
         exit_code = next((c.get("exitCode") for c in latest.get("containers", [])), None)
         if exit_code not in (None, 0):
+            command = "downgrade" if (_command_override(latest) or ["--migrate"])[0] == "--downgrade" else "migrate"
             raise ProvisioningError(
                 "METADATA_DATABASE_FAILED",
-                f"`airflow db migrate` failed with exit code {exit_code} ({latest.get('stoppedReason', '')}); "
+                f"`airflow db {command}` failed with exit code {exit_code} ({latest.get('stoppedReason', '')}); "
                 "enable SchedulerLogs to see its output.",
             )
+
+
+def _command_override(task: dict[str, Any]) -> list[str] | None:
+    for container in task.get("overrides", {}).get("containerOverrides", []):
+        if container.get("command"):
+            return list(container["command"])
+    return None

@@ -52,6 +52,9 @@ class AwsFacts:
 # which may take 10+ minutes on Fargate, so the checks tolerate SETUP_ALLOWANCE_S in all: ECS's
 # most retries, spaced out as needed. A component that crashes exits, which ECS sees at once.
 SETUP_ALLOWANCE_S = 1500
+# How long a component waits for the migrate task to bring the schema to its Airflow (a first
+# `airflow db migrate` on Aurora takes a few minutes; a downgrade, as long). Within the allowance.
+SCHEMA_WAIT_S = 900
 HEALTH_RETRIES = 10
 
 
@@ -103,6 +106,7 @@ def platform(env: Environment, config: EcsConfig, facts: AwsFacts) -> Platform:
         drain_poll_s=facts.drain_poll_s,
         forwarded_allow_ips=",".join(facts.subnet_cidrs) or None,
         task_log_group_arn=group,
+        schema_wait_s=SCHEMA_WAIT_S,
     )
 
 

@@ -134,6 +134,10 @@ class Platform:
     task_log_group_arn: str | None = None
     # Variables the platform adds to the web front (e.g. its TLS certificate files).
     web_front_environment: Mapping[str, str] = field(default_factory=dict)
+    # The migration runs beside the components rather than before them (ECS: a migrate task
+    # started with the services): Airflow's components then wait up to so many seconds for the
+    # database's schema to be their Airflow's before they start (None: it already is).
+    schema_wait_s: int | None = None
 
 
 # ---- what the blueprint says ------------------------------------------------------------------
@@ -382,6 +386,8 @@ def blueprint(env: Environment, platform: Platform) -> Blueprint:
             "AIRDOCK_PROTECTED_VARIABLES": ",".join(protected),
             **_log_levels(component, levels, user),
         }
+        if platform.schema_wait_s and component not in ("migrate", "web-front"):
+            variables["AIRDOCK_SCHEMA_WAIT_S"] = str(platform.schema_wait_s)
         if sources.startup_script and component != "migrate":  # MWAA skips it for migrate-db
             variables["AIRDOCK_STARTUP_SCRIPT"] = sources.startup_script
             if sources.startup_script_version:

@@ -91,6 +91,11 @@ DEFAULT_AIRFLOW_VERSION = AIRFLOW_VERSIONS[-1]
 def release(version: str) -> AirflowRelease:
     return RELEASES[version]
 
+
+def version_order(version: str) -> tuple[int, ...]:
+    """Sort key of an Airflow version ("2.10.3" < "2.11.0" < "3.0.6")."""
+    return tuple(int(part) for part in version.split("."))
+
 # Airflow 2's REST API authentication: basic auth (InvokeRestApi and the web front's sign-in
 # call it as FAB users) and the UI's session. Airflow's own default is the session only.
 AIRFLOW2_API_AUTH_BACKENDS = "airflow.api.auth.backend.basic_auth,airflow.api.auth.backend.session"

@@ -123,9 +123,10 @@ class Compute(Protocol):
         """Move the running environment onto `env` (GRACEFUL: running tasks finish first),
         migrating its metadata database to `env`'s Airflow, forward or back."""
 
-    def roll_back(self, env: Environment, progress: "Progress") -> None:
-        """Move the environment back onto `env`, its configuration before a failed update; when
-        that update changed the Airflow version, the metadata database as it was before it."""
+    def roll_back(self, env: Environment, progress: "Progress", *, failed: Environment) -> None:
+        """Move the environment back onto `env`, its configuration before the update to `failed`
+        failed; when that update changed the Airflow version, the metadata database goes back
+        to `env`'s Airflow too, wherever the update got to."""
 
     def health(self, env: Environment) -> Health: ...
 

@@ -206,7 +206,7 @@ class Provisioner:
         )
         previous = record.internal.get("rollback")
         target = Environment.model_validate(previous) if previous else record.environment
-        self.compute.roll_back(target, self._progress(record.name))
+        self.compute.roll_back(target, self._progress(record.name), failed=record.environment)
         return {}
 
     def mark_rolled_back(self, event: dict[str, Any]) -> dict[str, Any]:

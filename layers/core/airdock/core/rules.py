@@ -58,7 +58,7 @@ def check_version_change(current: str, target: str) -> None:
         return
     old, new = catalog.release(current), catalog.release(target)
     allowed = (
-        (old.major == new.major and _numbers(target) > _numbers(current))
+        (old.major == new.major and catalog.version_order(target) > catalog.version_order(current))
         or (old.minor == (2, 11) and new.major == 3)
         or (old.major == 3 and new.minor == (2, 11))
     )
@@ -71,10 +71,6 @@ def check_version_change(current: str, target: str) -> None:
         elif old.major == 3:
             hint = " Apache Airflow 3 environments can move back to 2.11 only."
         raise ValidationError(f"Airflow version {current} does not support updates to version {target}.{hint}")
-
-
-def _numbers(version: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in version.split("."))
 
 
 def check_configuration_options(options: dict[str, str]) -> None:

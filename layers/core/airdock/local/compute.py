@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
+from airdock.core import catalog
 from airdock.core.blueprint import Sources
 from airdock.core.errors import Interrupted, ProvisioningError
 from airdock.core.models import Environment
@@ -244,7 +245,7 @@ class LocalCompute:
             elif schema is not None and schema != target:
                 progress(f"copying the metadata database before moving it from Airflow {schema} to {target}")
                 candidate.snapshot_database(schema, target)
-                if _numbers(target) < _numbers(schema):
+                if catalog.version_order(target) < catalog.version_order(schema):
                     self._with_version(candidate, schema, current, progress).downgrade_database(target, progress)
             # The same Airflow: the schema is current already, and a migration would cost seconds.
             if schema != target or restore:
@@ -264,9 +265,10 @@ class LocalCompute:
                                        supervisor=candidate.supervisor)
 
     @_interruptible
-    def roll_back(self, env: Environment, progress: Progress) -> None:
+    def roll_back(self, env: Environment, progress: Progress, *, failed: Environment) -> None:
         """Back onto `env` after a failed update. When the update was a version change, the
-        database goes back to the copy taken before it, with every run it held then."""
+        database goes back to the copy taken before it (its marker names the versions, so
+        `failed` adds nothing here), with every run it held then."""
         candidate = self._environment(env, progress)
         marker = candidate.snapshot_marker()
         if marker is None or marker["from"] != env.AirflowVersion or candidate.schema_version() in (None, env.AirflowVersion):
@@ -375,10 +377,6 @@ class LocalCompute:
 
                 pool = self._worker_pool = LocalWorkerPool(self.environment)
             return pool
-
-
-def _numbers(version: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in version.split("."))
 
 
 def _same_code(current: LocalAirflowEnvironment, candidate: LocalAirflowEnvironment) -> bool:

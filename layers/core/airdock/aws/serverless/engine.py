@@ -17,15 +17,15 @@ import urllib.request
 from functools import cached_property
 from typing import Any
 
-from airdock.core.serverless.airflow_api import AirflowEngineApi, error_of
+from airdock.core.serverless.airflow_api import AirflowEngineApi, RunsThroughApi, error_of
 from airdock.core.serverless.errors import EngineUnavailable
-from airdock.core.serverless.ports import Deployment, EngineRun
+from airdock.core.serverless.ports import Deployment
 from airdock_runtime.airflow_auth import mint_airflow_jwt
 
 VERSIONS = "serverless/versions"
 
 
-class EcsEngine:
+class EcsEngine(RunsThroughApi):
     def __init__(self, *, artifacts_bucket: str, api_url: str, secret_arn: str, s3: Any = None,
                  secrets: Any = None) -> None:
         import boto3
@@ -103,18 +103,6 @@ class EcsEngine:
             pass  # the DAG processor retires a DAG whose file is gone; its history goes with the next delete
 
     # ---- runs ----------------------------------------------------------------------------------------
-
-    def trigger(self, dag_id: str, run_id: str, conf: dict[str, Any]) -> None:
-        self.rest.trigger(dag_id, run_id, conf)
-
-    def stop(self, dag_id: str, run_id: str) -> None:
-        self.rest.stop(dag_id, run_id)
-
-    def observe(self, dag_id: str, run_id: str) -> EngineRun | None:
-        return self.rest.observe(dag_id, run_id)
-
-    def task_xcom(self, dag_id: str, run_id: str, task_id: str) -> dict[str, str]:
-        return self.rest.task_xcom(dag_id, run_id, task_id)
 
     def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int) -> list[dict[str, Any]]:
         return self.rest.task_log(dag_id, run_id, task_id, try_number)

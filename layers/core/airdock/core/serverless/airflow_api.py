@@ -96,16 +96,38 @@ class AirflowEngineApi:
                                         f"{quote(task_id)}/logs/{try_number}?full_content=true", None)
         if status != 200 or not isinstance(body, dict):
             return []
-        events = []
-        for record in body.get("content") or []:
-            if isinstance(record, dict):
-                message = str(record.get("event", ""))
-                for error in record.get("error_detail") or []:
-                    if isinstance(error, dict):
-                        message += f"\n{error.get('exc_type')}: {error.get('exc_value')}"
-                events.append({"timestamp": record.get("timestamp"), "level": record.get("level", "info"),
-                               "message": message})
-        return events
+        return [log_event(record) for record in body.get("content") or [] if isinstance(record, dict)]
+
+
+def log_event(record: dict[str, Any]) -> dict[str, Any]:
+    """One record of Airflow 3's structured task log as a log event; its exceptions' types and
+    values joined to the message, where GetTaskInstance's error is looked for (`error_of`)."""
+    message = str(record.get("event", ""))
+    for error in record.get("error_detail") or []:
+        if isinstance(error, dict):
+            message += f"\n{error.get('exc_type')}: {error.get('exc_value')}"
+    return {"timestamp": record.get("timestamp"), "level": record.get("level", "info"), "message": message}
+
+
+class RunsThroughApi:
+    """An engine's runs, driven through its Airflow's REST API (both engines: the API is where
+    Airflow takes triggers and reports states). `rest` is the engine's API client."""
+
+    @property
+    def rest(self) -> AirflowEngineApi:
+        raise NotImplementedError
+
+    def trigger(self, dag_id: str, run_id: str, conf: dict[str, Any]) -> None:
+        self.rest.trigger(dag_id, run_id, conf)
+
+    def stop(self, dag_id: str, run_id: str) -> None:
+        self.rest.stop(dag_id, run_id)
+
+    def observe(self, dag_id: str, run_id: str) -> EngineRun | None:
+        return self.rest.observe(dag_id, run_id)
+
+    def task_xcom(self, dag_id: str, run_id: str, task_id: str) -> dict[str, str]:
+        return self.rest.task_xcom(dag_id, run_id, task_id)
 
 
 def error_of(events: list[dict[str, Any]]) -> str | None:

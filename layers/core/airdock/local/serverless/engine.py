@@ -39,8 +39,8 @@ import airdock_serverless_engine
 from airdock_runtime.airflow_auth import mint_airflow_jwt
 from airdock.core.serverless.definition import DefinitionError
 from airdock.core.serverless.errors import EngineUnavailable
-from airdock.core.serverless.airflow_api import AirflowEngineApi
-from airdock.core.serverless.ports import Deployment, EngineRun
+from airdock.core.serverless.airflow_api import AirflowEngineApi, RunsThroughApi, log_event
+from airdock.core.serverless.ports import Deployment
 from airdock.local.embedded_postgres import as_postgres_user, postgres_bin_dir
 from airdock.local.environment_files import pick_free_port
 from airdock.local.serverless.engine_runtime import EngineRuntime, ensure_runtime
@@ -73,7 +73,7 @@ def extract_code(code_ref: str | None, target: Path) -> None:
         shutil.copyfile(source, target / source.name)
 
 
-class LocalEngine:
+class LocalEngine(RunsThroughApi):
     def __init__(self, root: Path, *, runtime_cache: Path, parallelism: int = 32,
                  runtime: Callable[[Path], EngineRuntime] = ensure_runtime) -> None:
         self.root = root
@@ -526,18 +526,6 @@ class LocalEngine:
     def rest(self) -> AirflowEngineApi:
         return AirflowEngineApi(lambda method, path, body: self._api(method, path, body))
 
-    def trigger(self, dag_id: str, run_id: str, conf: dict[str, Any]) -> None:
-        self.rest.trigger(dag_id, run_id, conf)
-
-    def stop(self, dag_id: str, run_id: str) -> None:
-        self.rest.stop(dag_id, run_id)
-
-    def observe(self, dag_id: str, run_id: str) -> EngineRun | None:
-        return self.rest.observe(dag_id, run_id)
-
-    def task_xcom(self, dag_id: str, run_id: str, task_id: str) -> dict[str, str]:
-        return self.rest.task_xcom(dag_id, run_id, task_id)
-
     # ---- task logs -----------------------------------------------------------------------------------
 
     def log_path(self, dag_id: str, run_id: str, task_id: str, try_number: int) -> Path:
@@ -559,12 +547,7 @@ class LocalEngine:
                 continue
             if not isinstance(record, dict):
                 continue
-            message = str(record.get("event", ""))
-            for error in record.get("error_detail") or []:
-                if isinstance(error, dict):
-                    message += f"\n{error.get('exc_type')}: {error.get('exc_value')}"
-            events.append({"timestamp": record.get("timestamp"), "level": record.get("level", "info"),
-                           "message": message})
+            events.append(log_event(record))
         return events
 
     def task_error(self, dag_id: str, run_id: str, task_id: str, try_number: int) -> str | None:
